@@ -1,0 +1,3 @@
+"""Imports every encoder backend so it registers itself: a new backend is one line here."""
+
+from harken.encoders import yamnet  # noqa: F401

@@ -1,0 +1,21 @@
+"""Errors a user can act on: each names the file/row, what was expected and what to do."""
+
+
+class HarkenError(Exception):
+    """Base class of every error harken raises on purpose."""
+
+
+class AudioError(HarkenError):
+    """An audio file could not be used (missing, corrupt, empty, silent, ...)."""
+
+
+class DataError(HarkenError):
+    """A dataset, manifest or CSV row is malformed."""
+
+
+class ConfigError(HarkenError):
+    """A run configuration or argument is invalid."""
+
+
+class ModelUnavailableError(HarkenError):
+    """A model's weights cannot be loaded here (e.g. no hub access)."""
