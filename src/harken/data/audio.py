@@ -50,48 +50,147 @@ def _decode_soundfile(path: Path, start: float | None, end: float | None) -> tup
 
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
-        first = 0 if start is None else max(0, int(round(start * sr)))
-        last = f.frames if end is None else min(f.frames, int(round(end * sr)))
+        first = 0 if start is None else max(0, round(start * sr))
+        last = f.frames if end is None else min(f.frames, round(end * sr))
         f.seek(min(first, f.frames))
         data = f.read(max(0, last - first), dtype="float32", always_2d=True)
     return data, sr
 
 
-def _decode_av(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
-    import av
+AV_PREROLL_SECONDS = 0.5
+"""Seek this far before a span's start: codecs with overlapping frames (AAC, MP3, Opus, Vorbis)
+decode the first packet after a seek wrongly (it lacks its predecessor), so that packet must fall
+before the span. (Seeking straight to ``start`` corrupted the first ~1,024 samples of AAC spans.)"""
 
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise AudioError(f"{path}: the file has no audio track")
-        stream = container.streams.audio[0]
-        sr = stream.codec_context.sample_rate or stream.rate
-        if start:
-            container.seek(int(start / stream.time_base), stream=stream, any_frame=False,
-                           backward=True)
-        chunks: list[np.ndarray] = []
-        first_t: float | None = None
-        for frame in container.decode(stream):
-            arr = frame.to_ndarray()
-            if arr.dtype.kind == "i":
-                arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-            arr = arr.astype(np.float32)
-            channels = len(frame.layout.channels)
-            if frame.format.is_planar:
-                arr = arr.reshape(channels, -1).T
-            else:
-                arr = arr.reshape(-1, channels)
-            if first_t is None:
-                first_t = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-            chunks.append(arr)
-            if end is not None and frame.pts is not None and frame.pts * frame.time_base > end:
-                break
-    if not chunks:
-        return np.zeros((0, 1), np.float32), sr
-    data = np.concatenate(chunks)
-    offset = first_t or 0.0
-    lo = 0 if start is None else max(0, int(round((start - offset) * sr)))
-    hi = len(data) if end is None else max(lo, int(round((end - offset) * sr)))
-    return data[lo:hi], sr
+AV_SEEK_GAP_SECONDS = 30.0
+""":class:`AvReader` decodes forward through gaps shorter than this instead of seeking."""
+
+
+def _frame_to_array(frame) -> np.ndarray:
+    """One decoded PyAV audio frame → float32 ``[samples, channels]`` in [-1, 1]."""
+    arr = frame.to_ndarray()
+    if arr.dtype.kind == "i":
+        arr = arr.astype(np.float32) / float(2 ** (8 * arr.dtype.itemsize - 1))
+    elif arr.dtype.kind == "u":
+        half = float(2 ** (8 * arr.dtype.itemsize - 1))
+        arr = (arr.astype(np.float32) - half) / half
+    arr = arr.astype(np.float32, copy=False)
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        return arr.reshape(channels, -1).T
+    return arr.reshape(-1, channels)
+
+
+class AvReader:
+    """Span reader over the first audio track of one media file, opened once (PyAV/FFmpeg).
+
+    Reads of increasing ``start`` (as when cutting many segments from one long recording) decode
+    the file forward once; a read that starts before the buffered audio or more than
+    :data:`AV_SEEK_GAP_SECONDS` after it seeks (:data:`AV_PREROLL_SECONDS` early). Times are
+    seconds from the start of the audio stream.
+
+    Args:
+        path: Media file.
+
+    Raises:
+        AudioError: the file has no audio track.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import av
+
+        self.path = Path(path)
+        self._container = av.open(str(self.path))
+        if not self._container.streams.audio:
+            self._container.close()
+            raise AudioError(f"{self.path}: the file has no audio track")
+        self._stream = self._container.streams.audio[0]
+        tb = self._stream.time_base
+        self._offset = float(self._stream.start_time * tb) if self._stream.start_time else 0.0
+        self._offset = max(0.0, self._offset)
+        self.sample_rate: int = self._stream.codec_context.sample_rate or self._stream.rate
+        self._frames = None
+        self._chunks: list[np.ndarray] = []
+        self._buf_t0 = 0.0
+        self._buf_len = 0
+        self._eof = False
+
+    def __enter__(self) -> AvReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    @property
+    def _buf_end(self) -> float:
+        return self._buf_t0 + self._buf_len / self.sample_rate
+
+    def _restart(self, start: float) -> None:
+        seek_to = max(0.0, start - AV_PREROLL_SECONDS)
+        if self._frames is not None or seek_to > 0:
+            target = int((seek_to + self._offset) / self._stream.time_base)
+            self._container.seek(target, stream=self._stream, any_frame=False, backward=True)
+        self._frames = self._container.decode(self._stream)
+        self._chunks, self._buf_len, self._eof = [], 0, False
+        self._buf_t0 = float("nan")  # set from the first decoded frame
+
+    def _pull(self) -> bool:
+        """Decode one more frame into the buffer; False at the end of the stream."""
+        frame = next(self._frames, None)
+        if frame is None:
+            self._eof = True
+            return False
+        arr = _frame_to_array(frame)
+        if frame.sample_rate and frame.sample_rate != self.sample_rate and not self._chunks:
+            self.sample_rate = frame.sample_rate  # e.g. HE-AAC: the header gives half the rate
+        t = float(frame.pts * frame.time_base) - self._offset if frame.pts is not None else None
+        if not self._chunks:
+            self._buf_t0 = t if t is not None else 0.0
+        elif t is not None and t - self._buf_end > 1.0 / 1000:  # a gap in the stream: keep time
+            gap = np.zeros(
+                (round((t - self._buf_end) * self.sample_rate), arr.shape[1]), np.float32
+            )
+            self._chunks.append(gap)
+            self._buf_len += len(gap)
+        self._chunks.append(arr)
+        self._buf_len += len(arr)
+        return True
+
+    def read(self, start: float | None = None, end: float | None = None) -> tuple[np.ndarray, int]:
+        """Decode ``[start, end)`` seconds (None: from the beginning / to the end).
+
+        Returns:
+            ``(float32 [samples, channels], native sample rate)``; fewer samples (possibly none)
+            where the span runs past the end of the stream.
+        """
+        start = 0.0 if start is None else max(0.0, start)
+        if (
+            self._frames is None
+            or (not self._chunks and self._eof)
+            or start < self._buf_t0 - 1e-6
+            or start > self._buf_end + AV_SEEK_GAP_SECONDS
+        ):
+            self._restart(start)
+        while not self._eof and (end is None or not self._chunks or self._buf_end < end):
+            self._pull()
+        if not self._chunks:
+            return np.zeros((0, 1), np.float32), self.sample_rate
+        data = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        lo = min(len(data), max(0, round((start - self._buf_t0) * self.sample_rate)))
+        hi = len(data) if end is None else round((end - self._buf_t0) * self.sample_rate)
+        out = data[lo : max(lo, min(hi, len(data)))].copy()
+        # later reads start at or after this one: drop what lies before it
+        self._chunks, self._buf_len = [data[lo:]], len(data) - lo
+        self._buf_t0 += lo / self.sample_rate
+        return out, self.sample_rate
+
+
+def _decode_av(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
+    with AvReader(path) as reader:
+        return reader.read(start, end)
 
 
 def load_audio(
@@ -213,18 +312,18 @@ class ClipPolicy:
     def windows(self, wave: np.ndarray, sample_rate: int) -> list[np.ndarray]:
         """Split one mono waveform into the segments an encoder embeds (then averages)."""
         wave = np.asarray(wave, dtype=np.float32)
-        min_len = int(round(self.min_seconds * sample_rate))
+        min_len = round(self.min_seconds * sample_rate)
         if len(wave) < min_len:
             wave = np.pad(wave, (0, min_len - len(wave)))
         if self.max_seconds is None:
             return [wave]
-        size = int(round(self.max_seconds * sample_rate))
+        size = round(self.max_seconds * sample_rate)
         if len(wave) <= size:
             return [wave]
         if self.long == "centre":
             lo = (len(wave) - size) // 2
             return [wave[lo : lo + size]]
-        hop = max(1, int(round(size * self.hop_fraction)))
+        hop = max(1, round(size * self.hop_fraction))
         starts = list(range(0, len(wave) - size + 1, hop))
         if starts[-1] != len(wave) - size:
             starts.append(len(wave) - size)

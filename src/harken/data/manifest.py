@@ -121,17 +121,31 @@ class Manifest:
     def to_csv(self, path: Path) -> None:
         """Write the manifest as CSV (``clip_id,audio_path,start,end,...,<label columns>``)."""
         targets = sorted({t for c in self.clips for t in c.labels})
-        fields = ["clip_id", "audio_path", "start", "end", "video_path", "narration", "fold",
-                  "group", *targets]
+        fields = [
+            "clip_id",
+            "audio_path",
+            "start",
+            "end",
+            "video_path",
+            "narration",
+            "fold",
+            "group",
+            *targets,
+        ]
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             for c in self.clips:
-                writer.writerow({
-                    "clip_id": c.clip_id, "audio_path": str(c.audio_path),
-                    "start": "" if c.start is None else c.start,
-                    "end": "" if c.end is None else c.end,
-                    "video_path": c.video_path or "", "narration": c.narration or "",
-                    "fold": c.fold or "", "group": c.group or "",
-                    **{t: c.labels.get(t, "") for t in targets},
-                })
+                writer.writerow(
+                    {
+                        "clip_id": c.clip_id,
+                        "audio_path": str(c.audio_path),
+                        "start": "" if c.start is None else c.start,
+                        "end": "" if c.end is None else c.end,
+                        "video_path": c.video_path or "",
+                        "narration": c.narration or "",
+                        "fold": c.fold or "",
+                        "group": c.group or "",
+                        **{t: c.labels.get(t, "") for t in targets},
+                    }
+                )

@@ -1,3 +1,10 @@
 """Imports every encoder backend so it registers itself: a new backend is one line here."""
 
-from harken.encoders import yamnet  # noqa: F401
+from harken.encoders import (  # noqa: F401
+    aisfx,
+    ast,
+    hf,
+    minilm,
+    sbert,
+    yamnet,
+)

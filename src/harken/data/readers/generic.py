@@ -1,0 +1,137 @@
+"""The generic CSV reader: any labelled audio collection described by one CSV file.
+
+Layout rule (header row required, column order free, names case-sensitive)::
+
+    path,label[,fold][,group][,start,end][,video][,narration][,id | clip_id][,<more labels>]
+
+* ``path`` (required): the audio (or video) file, relative to the CSV's folder or absolute.
+* ``start``/``end`` (optional, seconds): a span inside the file; either may be empty (file start /
+  file end); ``end`` must be after ``start``.
+* ``video`` (optional): a video file, resolved like ``path``.
+* ``narration``, ``fold``, ``group`` (optional): copied to the clip.
+* ``id`` or ``clip_id`` (optional): the clip id; without it the id is the path as written in the
+  CSV plus ``@<start>-<end>`` when a span is given (e.g. ``audio/a.wav@1.5-3``).
+* **every other column is a label column** (a prediction target), e.g. ``label``, ``verb``,
+  ``noun``, ``action``; at least one is required and none may be empty.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from harken.data.manifest import Clip, Manifest
+from harken.data.readers.base import check_missing_files, iter_csv_rows, read_header
+from harken.errors import DataError
+
+RESERVED = ("path", "start", "end", "video", "narration", "fold", "group", "id", "clip_id")
+FIX = "fix the row or remove it"
+
+
+def _seconds(path: Path, line: int, column: str, text: str) -> float | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(
+            f"{path}, line {line}: {column} {text!r} is not a number of seconds; {FIX}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise DataError(f"{path}, line {line}: {column} {text!r} must be ≥ 0 seconds; {FIX}")
+    return value
+
+
+def _span_suffix(start: float | None, end: float | None) -> str:
+    if start is None and end is None:
+        return ""
+    return f"@{'' if start is None else f'{start:g}'}-{'' if end is None else f'{end:g}'}"
+
+
+def read_csv_manifest(
+    csv_path: str | Path,
+    *,
+    name: str | None = None,
+    check_files: bool = True,
+    data_dir: str | Path | None = None,
+) -> Manifest:
+    """Read a CSV in the generic layout (see the module docstring) into a manifest.
+
+    Args:
+        csv_path: The CSV file.
+        name: Dataset name (default: the CSV's file stem).
+        check_files: Verify that every audio file exists (one error lists all missing ones).
+        data_dir: Folder relative paths are resolved against (default: the CSV's folder).
+
+    Returns:
+        One clip per row, in file order.
+
+    Raises:
+        DataError: a malformed row (message names the file, the 1-based line and the problem),
+            missing columns, duplicate ids, or missing audio files.
+    """
+    csv_path = Path(csv_path).expanduser()
+    root = Path(data_dir).expanduser() if data_dir is not None else csv_path.parent
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: CSV file not found; check the path")
+    header = read_header(csv_path)
+    if "path" not in header:
+        raise DataError(
+            f"{csv_path}: no 'path' column; the header is {','.join(header) or '(empty)'} "
+            "and must be path,label[,fold,...]"
+        )
+    label_columns = [h for h in header if h and h not in RESERVED]
+    if not label_columns:
+        raise DataError(
+            f"{csv_path}: no label column; add a 'label' column (or verb/noun/action) next to "
+            "'path'"
+        )
+    id_column = "id" if "id" in header else ("clip_id" if "clip_id" in header else None)
+
+    clips: list[Clip] = []
+    first_line: dict[str, int] = {}
+    for line, row in iter_csv_rows(csv_path):
+        rel = row.get("path", "")
+        if not rel:
+            raise DataError(f"{csv_path}, line {line}: the path is missing; {FIX}")
+        labels = {}
+        for column in label_columns:
+            if not row[column]:
+                raise DataError(f"{csv_path}, line {line}: empty label in column {column!r}; {FIX}")
+            labels[column] = row[column]
+        start = _seconds(csv_path, line, "start", row.get("start", ""))
+        end = _seconds(csv_path, line, "end", row.get("end", ""))
+        if start is not None and end is not None and end <= start:
+            raise DataError(
+                f"{csv_path}, line {line}: end {end:g} s is not after start {start:g} s; {FIX}"
+            )
+        clip_id = row[id_column] if id_column else rel + _span_suffix(start, end)
+        if not clip_id:
+            raise DataError(f"{csv_path}, line {line}: empty {id_column}; {FIX}")
+        if clip_id in first_line:
+            raise DataError(
+                f"{csv_path}, line {line}: duplicate clip id {clip_id!r} (first on line "
+                f"{first_line[clip_id]}); give each row a unique id or remove the duplicate"
+            )
+        first_line[clip_id] = line
+        video = row.get("video", "")
+        clips.append(
+            Clip(
+                clip_id=clip_id,
+                audio_path=root / rel,
+                labels=labels,
+                start=start,
+                end=end,
+                video_path=root / video if video else None,
+                narration=row.get("narration") or None,
+                fold=row.get("fold") or None,
+                group=row.get("group") or None,
+            )
+        )
+    if check_files:
+        check_missing_files(
+            [c.audio_path for c in clips],
+            str(csv_path),
+            f"Paths are relative to {root}; fix them or pass check_files=False.",
+        )
+    return Manifest(name or csv_path.stem, clips, root)

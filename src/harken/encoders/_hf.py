@@ -1,0 +1,100 @@
+"""Shared helpers for the Hugging Face backends (``sbert``, ``ast``, ``hf``): spec resolution,
+loading with actionable errors, mean pooling and batching."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harken.errors import ModelUnavailableError
+
+T = TypeVar("T")
+
+OFFLINE_HINT = (
+    "it is neither a local folder nor obtainable from the Hugging Face hub: check the id and the "
+    "network, or pass a folder holding the model (a save_pretrained output); "
+    "HF_HUB_OFFLINE=1 makes hub ids fail at once instead of after retries"
+)
+
+#: Inputs above this count get a tqdm progress bar.
+PROGRESS_MIN = 64
+
+
+def resolve_model(spec: str) -> str:
+    """Return a local folder path (expanded) or the hub id unchanged.
+
+    Args:
+        spec: A hub id (``"owner/name"``) or a folder path.
+
+    Returns:
+        The absolute folder path when ``spec`` names an existing folder, else ``spec``.
+
+    Raises:
+        ModelUnavailableError: ``spec`` looks like a path (starts with ``/``, ``.`` or ``~``)
+            but no such folder exists.
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if spec.startswith(("/", ".", "~")):
+        raise ModelUnavailableError(
+            f"model folder {spec!r} not found: check the path (it should hold config.json and "
+            "the weights written by save_pretrained)"
+        )
+    return spec
+
+
+def load_or_unavailable(load: Callable[[str], T], spec: str, what: str, hint: str = "") -> T:
+    """Call ``load(resolve_model(spec))``, turning hub/file failures into ModelUnavailableError.
+
+    Args:
+        load: Loader taking the resolved id or folder (e.g. ``AutoModel.from_pretrained``).
+        spec: Model id or folder, as the user gave it.
+        what: What is being loaded, for the message (``"sentence-transformers model"``).
+        hint: Extra advice appended to the message (e.g. an offline alternative).
+
+    Returns:
+        Whatever ``load`` returns.
+
+    Raises:
+        ModelUnavailableError: the weights cannot be found or fetched (OSError) or the id is
+            malformed (ValueError, e.g. huggingface_hub's HFValidationError).
+    """
+    resolved = resolve_model(spec)
+    try:
+        return load(resolved)
+    except (OSError, ValueError) as exc:
+        message = f"cannot load {what} {spec!r}: {OFFLINE_HINT}"
+        if hint:
+            message += f"; {hint}"
+        message += f" (cause: {type(exc).__name__}: {exc})"
+        raise ModelUnavailableError(message) from exc
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size`` elements."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def progress(iterable, total: int, desc: str, n_items: int) -> Any:
+    """Wrap ``iterable`` in a tqdm bar when there are at least :data:`PROGRESS_MIN` items."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=n_items < PROGRESS_MIN, leave=False)
+
+
+def masked_mean(hidden, mask):
+    """Mean over tokens that the attention mask keeps.
+
+    ``mean_t = sum_t m_t h_t / max(1, sum_t m_t)`` for ``hidden`` ``[B, T, D]`` and ``mask``
+    ``[B, T]`` (a torch tensor pair); ``mask=None`` averages over every token.
+
+    Returns:
+        ``[B, D]`` torch tensor.
+    """
+    if mask is None:
+        return hidden.mean(dim=1)
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)

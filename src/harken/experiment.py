@@ -1,0 +1,347 @@
+"""One experiment end to end: data → knowledge → features → splits → methods → metrics → run.
+
+:class:`ExperimentConfig` is what a ``harken run CONFIG.toml`` file holds (sections ``[data]``,
+``[knowledge]``, ``[encoders]``, ``[protocol]``, ``[methods]``); :func:`run_experiment` executes it
+and writes ``results.json``, ``results.md``, ``manifest.json``, ``splits/fold<k>.json``,
+``predictions.csv`` and ``descriptions.csv`` into the run folder.
+
+Model selection only ever sees a fold's train and dev classes: test clips are scored once, after
+every choice is made.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harken.data.manifest import Manifest
+from harken.data.readers import read_dataset
+from harken.encoders.base import Encoder, get_encoder
+from harken.errors import ConfigError
+from harken.knowledge.base import get_generator
+from harken.knowledge.cache import CachedGenerator
+from harken.knowledge.classes import class_embeddings, class_texts, export_descriptions
+from harken.methods.base import Batch, Classes, Method, get_method
+from harken.metrics.classification import chance_level, classification_report
+from harken.protocols.splits import (
+    Split,
+    all_classes_split,
+    class_disjoint_folds,
+    read_splits,
+    write_splits,
+)
+from harken.reports.results import results_markdown, summarise
+from harken.store.features import FeatureStore
+from harken.store.runs import RunFolder
+
+DEFAULT_METHODS = ("linear", "conse", "bridge")
+
+
+@dataclass
+class ExperimentConfig:
+    """A resolved experiment configuration (every field has a documented default).
+
+    Attributes:
+        dataset: Registered dataset name (``kitchen20``, ``epic100:validation``) or a CSV path.
+        data_dir: Where the dataset lives (None: the reader's default / ``HARKEN_DATA_DIR``).
+        target: Label column to classify (``label``, ``verb``, ``noun``, ``action``).
+        generator: Description generator (``template``, ``template:<set>``, ``llm``, ``openai``).
+        generator_options: Keyword arguments of the generator.
+        per_narration: Describe each clip's narration (Gebhard §3) instead of class names.
+        text_encoder: Text encoder of the class knowledge.
+        normalize_text: L2-normalise text embeddings before/after averaging.
+        tagger: Audio tagger whose label space ConSE-style methods bridge through.
+        protocol: ``kfold`` (class-disjoint folds) or ``all-classes`` (training-free, every
+            class a candidate).
+        folds, n_test, n_dev, test_fraction, dev_fraction, split_seed: fold layout (§3.2);
+            ``n_test``/``n_dev`` override the fractions.
+        splits_dir: Read ``fold<k>.json`` splits from here instead of generating them.
+        methods: Method names to compare.
+        method_options: ``{method: {option: value}}``.
+        seeds: Seeds of trainable methods (training-free methods run once per fold).
+        store_dir: Feature-store folder (None: ``<cache>/features``).
+    """
+
+    dataset: str = "kitchen20"
+    data_dir: str | None = None
+    target: str = "label"
+    generator: str = "template"
+    generator_options: dict = field(default_factory=dict)
+    per_narration: bool = False
+    text_encoder: str = "minilm"
+    normalize_text: bool = True
+    tagger: str = "yamnet"
+    protocol: str = "kfold"
+    folds: int = 5
+    n_test: int | None = None
+    n_dev: int | None = None
+    test_fraction: float = 0.1
+    dev_fraction: float = 0.1
+    split_seed: int = 0
+    splits_dir: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    method_options: dict = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    store_dir: str | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides) -> ExperimentConfig:
+        """Read a TOML file (sections are flattened; unknown keys are an error)."""
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+        flat: dict = {}
+        for key, value in raw.items():
+            if isinstance(value, dict) and key in (
+                "data",
+                "knowledge",
+                "encoders",
+                "protocol",
+                "methods",
+                "store",
+            ):
+                for k, v in value.items():
+                    if key == "methods" and isinstance(v, dict):
+                        flat.setdefault("method_options", {})[k] = v
+                    elif key == "methods" and k == "names":
+                        flat["methods"] = v
+                    else:
+                        flat[k] = v
+            else:
+                flat[key] = value
+        flat.update({k: v for k, v in overrides.items() if v is not None})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown config keys {unknown}; known keys: {sorted(known)}")
+        if flat.get("data_dir") and not Path(flat["data_dir"]).is_absolute():
+            flat["data_dir"] = str((Path(path).parent / flat["data_dir"]).resolve())
+        if str(flat.get("dataset", "")).endswith(".csv"):
+            csv_path = Path(flat["dataset"])
+            if not csv_path.is_absolute() and (Path(path).parent / csv_path).exists():
+                flat["dataset"] = str((Path(path).parent / csv_path).resolve())
+        return cls(**flat)
+
+    def validate(self) -> None:
+        if self.protocol not in ("kfold", "all-classes"):
+            raise ConfigError(f"protocol must be 'kfold' or 'all-classes', not {self.protocol!r}")
+        if not self.methods:
+            raise ConfigError("no methods to run")
+        if not self.seeds:
+            raise ConfigError("seeds must list at least one seed")
+
+
+class Experiment:
+    """Holds the loaded pieces of one experiment (manifest, encoders, features, knowledge)."""
+
+    def __init__(self, config: ExperimentConfig, folder: RunFolder) -> None:
+        config.validate()
+        self.config = config
+        self.folder = folder
+        self.store = FeatureStore(
+            Path(config.store_dir) if config.store_dir else None, progress=config.progress
+        )
+        self._encoders: dict[str, Encoder] = {}
+
+    def encoder(self, name: str) -> Encoder:
+        if name not in self._encoders:
+            self._encoders[name] = get_encoder(name)
+        return self._encoders[name]
+
+    def load_data(self) -> Manifest:
+        c = self.config
+        with self.folder.stage("data"):
+            manifest = read_dataset(c.dataset, c.data_dir)
+            if c.target not in manifest.targets:
+                raise ConfigError(
+                    f"dataset {manifest.name!r} has no label column {c.target!r}; "
+                    f"choose one of {manifest.targets}"
+                )
+        return manifest
+
+    def knowledge(self, manifest: Manifest) -> tuple[Classes, dict[str, list[str]], dict]:
+        c = self.config
+        with self.folder.stage("knowledge"):
+            generator = CachedGenerator(get_generator(c.generator, **c.generator_options))
+            classes = manifest.classes(c.target)
+            narrations = None
+            if c.per_narration:
+                missing = [clip.clip_id for clip in manifest if not clip.narration]
+                if missing:
+                    raise ConfigError(
+                        f"per_narration needs a narration for every clip; {len(missing)} have "
+                        f"none (e.g. {missing[:3]})"
+                    )
+                narrations = [(clip.label(c.target), clip.narration) for clip in manifest]
+            texts = class_texts(generator, classes, narrations)
+            text_encoder = self.encoder(c.text_encoder)
+            emb = class_embeddings(texts, text_encoder, classes, normalize=c.normalize_text)
+        return Classes(classes, emb), texts, generator.config()
+
+    def label_space(self) -> Classes:
+        """The tagger's label names embedded with the knowledge text encoder."""
+        tagger = self.encoder(self.config.tagger)
+        names = list(tagger.class_names)
+        text_encoder = self.encoder(self.config.text_encoder)
+        emb = np.asarray(text_encoder.embed(names), dtype=np.float32)
+        return Classes(names, emb)
+
+    def features(self, manifest: Manifest, names: set[str]) -> dict[str, np.ndarray]:
+        out = {}
+        with self.folder.stage("features"):
+            for name in sorted(names):
+                out[name] = self.store.get(manifest.name, self.encoder(name), manifest.clips)
+        return out
+
+    def splits(self, classes: list[str]) -> list[Split]:
+        c = self.config
+        if c.splits_dir:
+            return read_splits(Path(c.splits_dir), classes)
+        if c.protocol == "all-classes":
+            return [all_classes_split(classes)]
+        return class_disjoint_folds(
+            classes,
+            c.folds,
+            test_fraction=c.test_fraction,
+            dev_fraction=c.dev_fraction,
+            n_test=c.n_test,
+            n_dev=c.n_dev,
+            seed=c.split_seed,
+        )
+
+    def make_method(self, name: str, label_space: Classes | None) -> Method:
+        options = dict(self.config.method_options.get(name, {}))
+        method = get_method(name, **options)
+        if method.uses_label_space:
+            method = get_method(name, label_space=label_space, tagger=self.config.tagger, **options)
+        return method
+
+
+def run_experiment(config: ExperimentConfig, out: Path) -> dict:
+    """Run ``config`` and write its run folder at ``out``; returns ``results.json``'s content."""
+    folder = RunFolder(out)
+    exp = Experiment(config, folder)
+    manifest = exp.load_data()
+    all_classes, texts, generator_config = exp.knowledge(manifest)
+    export_descriptions(texts, folder.path / "descriptions.csv")
+
+    probes = [exp.make_method(m, None) for m in config.methods]
+    needs = {f for p in probes for f in p.features}
+    features = exp.features(manifest, needs)
+    label_space = exp.label_space() if any(p.uses_label_space for p in probes) else None
+
+    labels = np.asarray(manifest.labels(config.target), dtype=object)
+    clip_ids = [clip.clip_id for clip in manifest]
+    data = Batch(features, list(labels), clip_ids)
+    splits = exp.splits(all_classes.names)
+    write_splits(splits, folder.path / "splits")
+
+    methods_out: dict[str, dict] = {}
+    predictions: list[tuple] = []
+    fit_logs: dict[str, list] = {}
+    with folder.stage("methods"):
+        for name in config.methods:
+            rows = []
+            for split in splits:
+                test_mask = np.isin(labels, split.test)
+                test = data.subset(test_mask)
+                test_classes = all_classes.subset(list(split.test))
+                train = data.subset(np.isin(labels, split.train)) if split.train else None
+                dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
+                method = exp.make_method(name, label_space)
+                seeds = config.seeds if method.trainable else [config.seeds[0]]
+                if method.trainable and train is None:
+                    raise ConfigError(
+                        f"method {name!r} needs training classes; the {config.protocol} "
+                        "protocol has none (use a training-free method)"
+                    )
+                for seed in seeds:
+                    method = exp.make_method(name, label_space)
+                    log = method.fit(
+                        train,
+                        all_classes.subset(list(split.train)) if train else None,
+                        dev,
+                        all_classes.subset(list(split.dev)) if dev else None,
+                        seed,
+                    )
+                    fit_logs.setdefault(name, []).append({"fold": split.fold, "seed": seed, **log})
+                    pred = method.predict(test, test_classes)
+                    report = classification_report(test.labels, pred, list(split.test))
+                    rows.append(
+                        {
+                            "fold": split.fold,
+                            "seed": seed,
+                            "test_classes": list(split.test),
+                            **report,
+                        }
+                    )
+                    predictions += [
+                        (name, split.fold, seed, cid, y, p)
+                        for cid, y, p in zip(test.clip_ids, test.labels, pred, strict=True)
+                    ]
+            methods_out[name] = {**summarise(rows), "config": method.config()}
+
+    chance = _chance(splits, labels)
+    results = {
+        "dataset": manifest.name,
+        "target": config.target,
+        "protocol": {
+            "name": config.protocol,
+            "folds": len(splits),
+            "test_classes_per_fold": [len(s.test) for s in splits],
+            "dev_classes_per_fold": [len(s.dev) for s in splits],
+            "split_seed": config.split_seed,
+            "seeds": config.seeds,
+        },
+        "encoders": {"audio": sorted(needs), "text": config.text_encoder},
+        "chance": chance,
+        "methods": methods_out,
+    }
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", results_markdown(results))
+    folder.write_csv(
+        "predictions.csv", ["method", "fold", "seed", "clip_id", "label", "predicted"], predictions
+    )
+    folder.write_manifest(
+        config=asdict(config),
+        dataset={
+            "name": manifest.name,
+            "root": str(manifest.root),
+            "clips": len(manifest),
+            "classes": len(all_classes.names),
+            "fingerprint": manifest.fingerprint(),
+        },
+        knowledge={
+            "generator": generator_config,
+            "text_encoder": exp.encoder(config.text_encoder).config(),
+        },
+        encoders={n: exp.encoder(n).config() for n in sorted(needs)},
+        features={
+            n: {
+                "store": str(exp.store.folder(manifest.name, exp.encoder(n))),
+                "sha256": _array_hash(features[n]),
+            }
+            for n in sorted(needs)
+        },
+        methods={n: methods_out[n]["config"] for n in methods_out},
+        selection=fit_logs,
+    )
+    return results
+
+
+def _chance(splits: list[Split], labels: np.ndarray) -> dict[str, float]:
+    per_fold = [chance_level(labels[np.isin(labels, s.test)], len(s.test)) for s in splits]
+    return {m: float(np.mean([c[m] for c in per_fold])) for m in ("UA", "WA", "UP")}
+
+
+def _array_hash(x: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]

@@ -1,0 +1,120 @@
+"""The method contract and registry.
+
+A zero-shot method scores clips against *candidate classes it may never have seen*:
+
+* :class:`Classes` — candidate class names with one knowledge embedding per class; row ``i`` of
+  ``embeddings`` always belongs to ``names[i]`` (labels are carried as names end to end, so class
+  order can never misalign labels and embedding rows — the defect in the papers' code);
+* :class:`Batch` — clip features per encoder name (rows aligned to clips) and, for training
+  data, the class name of each clip;
+* ``fit(train, train_classes, dev, dev_classes, seed)`` — trainable methods learn on seen
+  classes and select epochs/hyperparameters on *dev* classes only; training-free methods ignore
+  it (or only pick hyperparameters on dev);
+* ``score(batch, classes) -> [N, C]`` — compatibility of each clip with each candidate class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harken.errors import ConfigError, DataError
+from harken.registry import Registry
+
+
+@dataclass
+class Classes:
+    """Candidate classes: ``names[i]`` ↔ ``embeddings[i]``."""
+
+    names: list[str]
+    embeddings: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.embeddings):
+            raise DataError(
+                f"{len(self.names)} class names but {len(self.embeddings)} class embeddings"
+            )
+        if len(set(self.names)) != len(self.names):
+            raise DataError("duplicate class names among the candidates")
+
+    def subset(self, names: list[str]) -> Classes:
+        index = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise DataError(f"no knowledge embedding for classes {missing[:5]}")
+        return Classes(list(names), self.embeddings[[index[n] for n in names]])
+
+
+@dataclass
+class Batch:
+    """Clip features (encoder name → ``[N, D]``) and optional class names."""
+
+    features: dict[str, np.ndarray]
+    labels: list[str] | None = None
+    clip_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.features.values())))
+
+    def get(self, name: str) -> np.ndarray:
+        try:
+            return self.features[name]
+        except KeyError:
+            raise ConfigError(
+                f"this method needs {name!r} features; the run provides {sorted(self.features)}"
+            ) from None
+
+    def subset(self, mask: np.ndarray) -> Batch:
+        idx = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask)
+        return Batch(
+            {k: v[idx] for k, v in self.features.items()},
+            None if self.labels is None else [self.labels[i] for i in idx],
+            [self.clip_ids[i] for i in idx] if self.clip_ids else [],
+        )
+
+
+class Method(ABC):
+    """Base class of every zero-shot method (see the module docstring)."""
+
+    name: str = "method"
+    trainable: bool = False
+    #: Audio feature names (encoder names) the method reads from a :class:`Batch`.
+    features: tuple[str, ...] = ()
+    #: Whether the method bridges through a tagger's label space (then it is constructed with
+    #: ``label_space=`` — the tagger's label names embedded by the knowledge text encoder).
+    uses_label_space: bool = False
+
+    def fit(
+        self,
+        train: Batch | None,
+        train_classes: Classes | None,
+        dev: Batch | None,
+        dev_classes: Classes | None,
+        seed: int = 0,
+    ) -> dict:
+        """Learn from seen classes; returns a log (chosen epoch/hyperparameters, ...)."""
+        return {}
+
+    @abstractmethod
+    def score(self, batch: Batch, classes: Classes) -> np.ndarray:
+        """``[N, C]`` compatibility of each clip with each candidate class."""
+
+    def predict(self, batch: Batch, classes: Classes) -> list[str]:
+        scores = self.score(batch, classes)
+        return [classes.names[i] for i in np.argmax(scores, axis=1)]
+
+    def config(self) -> dict:
+        """Hyperparameters (for the run manifest)."""
+        return {}
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def get_method(name: str, **kwargs) -> Method:
+    """Create a registered method (``linear``, ``conse``, ``bridge``, ...)."""
+    from harken.methods import catalog  # noqa: F401  (registers the built-in methods)
+
+    return METHODS.create(name, **kwargs)

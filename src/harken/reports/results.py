@@ -1,0 +1,43 @@
+"""results.json / results.md for a run: per-fold scores, mean ± std, chance beside them."""
+
+from __future__ import annotations
+
+from harken.metrics.classification import mean_std
+
+METRICS = ("UA", "WA", "UP")
+
+
+def summarise(folds: list[dict]) -> dict:
+    """``{"UA": {"mean", "std"}, "WA": ..., "UP": ..., "folds": folds}`` over fold×seed rows."""
+    return {**{m: mean_std([f[m] for f in folds]) for m in METRICS}, "folds": folds}
+
+
+def results_markdown(results: dict) -> str:
+    """A Markdown table: one row per method, chance first."""
+    title = f"# {results['dataset']} — {results['target']} — {results['protocol']['name']}"
+    lines = [title, "", "| method | UA | WA | UP |", "|---|---|---|---|"]
+    chance = results["chance"]
+    lines.append("| chance | " + " | ".join(f"{chance[m]:.3f}" for m in METRICS) + " |")
+    for name, r in results["methods"].items():
+        cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Folds × seeds per method: "
+        + ", ".join(f"{n}: {len(r['folds'])}" for n, r in results["methods"].items()),
+        f"Encoders: {results['encoders']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def results_table(results: dict) -> str:
+    """A plain-text table for the terminal."""
+    rows = [("method", "UA", "WA", "UP")]
+    rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in METRICS)))
+    for name, r in results["methods"].items():
+        rows.append((name, *(f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in METRICS)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )

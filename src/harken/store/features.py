@@ -1,0 +1,132 @@
+"""The feature store: clip embeddings cached on disk per (dataset, encoder, preprocessing).
+
+Layout::
+
+    <root>/<dataset>/<encoder name>-<config hash>/
+        encoder.json            the encoder's config (model id, pooling, clip policy)
+        shard-<hash>.npz        keys [n] + embeddings [n, D], one file per finished batch
+
+Every shard is written atomically as soon as its batch is encoded, so a killed run loses at
+most the batch in flight and the next run encodes only what is missing. A clip's key hashes its
+id, audio path, span and file size, so an edited file is re-encoded. The store is shared by
+every run and command (``harken run``, ``demo``, ``embed``) that uses the same root.
+
+Encoding itself is the pure function :func:`encode_clips` over a batch of clips, so it can be
+mapped over workers or a cluster and the shards merged by simply copying them into the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from harken.data.audio import load_audio
+from harken.data.manifest import Clip
+from harken.encoders.base import Encoder, config_hash
+from harken.errors import AudioError
+from harken.store.atomic import atomic_save_npz, atomic_write_text
+
+
+def default_cache_dir() -> Path:
+    """``$HARKEN_CACHE_DIR`` or ``~/.cache/harken``."""
+    return Path(os.environ.get("HARKEN_CACHE_DIR", Path.home() / ".cache" / "harken"))
+
+
+def clip_key(clip: Clip) -> str:
+    """Stable key of one clip's audio: id, resolved path, span and file size."""
+    path = Path(clip.audio_path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    blob = f"{clip.clip_id}|{path.resolve()}|{clip.start}|{clip.end}|{size}"
+    return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
+    """Pure function: decode, downmix and resample ``clips`` for ``encoder`` and embed them.
+
+    Returns:
+        float32 ``[len(clips), encoder.dim]`` in the order of ``clips``.
+
+    Raises:
+        AudioError: naming the clip id and file that could not be used.
+    """
+    waves = []
+    for clip in clips:
+        try:
+            wave, _ = load_audio(
+                clip.audio_path, encoder.sample_rate, start=clip.start, end=clip.end
+            )
+        except AudioError as exc:
+            raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
+        waves.append(wave)
+    return np.asarray(encoder.embed(waves), dtype=np.float32)
+
+
+class FeatureStore:
+    """Embeddings per (dataset, encoder, preprocessing), reused across runs.
+
+    Args:
+        root: Store folder (default ``<cache dir>/features``).
+        shard_size: Clips encoded per shard (the unit of resumption).
+        progress: Show a progress bar while encoding.
+    """
+
+    def __init__(self, root: Path | None = None, shard_size: int = 64, progress: bool = True):
+        self.root = Path(root) if root is not None else default_cache_dir() / "features"
+        self.shard_size = shard_size
+        self.progress = progress
+
+    def folder(self, dataset: str, encoder: Encoder) -> Path:
+        safe = encoder.name.replace("/", "_").replace(":", "_")
+        return self.root / dataset / f"{safe}-{config_hash(encoder.config())}"
+
+    def _load(self, folder: Path) -> dict[str, np.ndarray]:
+        table: dict[str, np.ndarray] = {}
+        for shard in sorted(folder.glob("shard-*.npz")):
+            with np.load(shard) as z:
+                for key, row in zip(z["keys"].tolist(), z["embeddings"], strict=True):
+                    table[key] = row
+        return table
+
+    def get(self, dataset: str, encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
+        """Embeddings of ``clips`` (float32 ``[N, D]``, in order), encoding only missing ones."""
+        folder = self.folder(dataset, encoder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder / "encoder.json"
+        if not meta.exists():
+            atomic_write_text(meta, json.dumps(encoder.config(), indent=2, default=str) + "\n")
+        keys = [clip_key(c) for c in clips]
+        table = self._load(folder)
+        todo = [i for i, k in enumerate(keys) if k not in table]
+        todo = list(dict.fromkeys(todo))
+        if todo:
+            bar = tqdm(
+                total=len(todo),
+                desc=f"encode {dataset} with {encoder.name}",
+                unit="clip",
+                disable=not self.progress,
+            )
+            for lo in range(0, len(todo), self.shard_size):
+                idx = todo[lo : lo + self.shard_size]
+                emb = encode_clips(encoder, [clips[i] for i in idx])
+                shard_keys = np.asarray([keys[i] for i in idx])
+                name = hashlib.sha1("".join(shard_keys.tolist()).encode()).hexdigest()[:16]
+                atomic_save_npz(folder / f"shard-{name}.npz", keys=shard_keys, embeddings=emb)
+                for k, row in zip(shard_keys.tolist(), emb, strict=True):
+                    table[k] = row
+                bar.update(len(idx))
+            bar.close()
+        return np.stack([table[k] for k in keys]).astype(np.float32)
+
+    def fingerprint(self, dataset: str, encoder: Encoder, clips: Sequence[Clip]) -> str:
+        """Hash of the embeddings a run used (for its manifest)."""
+        emb = self.get(dataset, encoder, clips)
+        return hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest()[:16]

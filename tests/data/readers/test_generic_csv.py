@@ -1,0 +1,109 @@
+"""The generic CSV reader: layout rule, relative paths, every malformed-row error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from harken.data.readers import read_csv_manifest, read_dataset
+from harken.errors import ConfigError, DataError
+
+
+def _wav(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.full(1600, 0.1, np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    _wav(tmp_path / "audio" / "a.wav")
+    _wav(tmp_path / "audio" / "b.wav")
+    return tmp_path
+
+
+def _csv(folder: Path, text: str, name: str = "clips.csv") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_relative_paths_extra_label_columns_and_spans(folder):
+    csv_path = _csv(
+        folder,
+        "path,label,fold,verb,noun,start,end,group,narration\n"
+        "audio/a.wav,cut,1,cut,onion,0.5,1.5,g1,cut the onion\n"
+        "audio/b.wav,wash,2,wash,plate,,,g2,\n",
+    )
+    m = read_dataset(csv_path)
+    assert m.name == "clips" and len(m) == 2 and m.root == folder
+    a, b = m.clips
+    assert a.audio_path == folder / "audio" / "a.wav"
+    assert a.labels == {"label": "cut", "verb": "cut", "noun": "onion"}
+    assert (a.start, a.end, a.fold, a.group, a.narration) == (0.5, 1.5, "1", "g1", "cut the onion")
+    assert a.clip_id == "audio/a.wav@0.5-1.5"
+    assert b.clip_id == "audio/b.wav" and b.start is None and b.narration is None
+    assert m.targets == ["label", "verb", "noun"]
+
+
+def test_id_column_absolute_path_and_video(folder, tmp_path):
+    absolute = _wav(tmp_path / "elsewhere" / "c.wav")
+    csv_path = _csv(folder, f"id,path,label,video\nx1,{absolute},door,v/x1.mp4\n")
+    (clip,) = read_csv_manifest(csv_path).clips
+    assert clip.clip_id == "x1" and clip.audio_path == absolute
+    assert clip.video_path == folder / "v" / "x1.mp4"
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (",door,,", "path is missing"),
+        ("audio/a.wav,,,", "empty label"),
+        ("audio/a.wav,door,soon,", "not a number"),
+        ("audio/a.wav,door,2.0,1.0", "not after start"),
+        ("audio/a.wav,door,2.0,2.0", "not after start"),
+        ("audio/a.wav,door,-1,", "≥ 0"),
+    ],
+)
+def test_malformed_rows_name_file_and_line(folder, row, problem):
+    csv_path = _csv(folder, f"path,label,start,end\naudio/b.wav,door,,\n\n{row}\n")
+    with pytest.raises(DataError) as err:
+        read_csv_manifest(csv_path)
+    message = str(err.value)
+    assert "clips.csv" in message and "line 4" in message and problem in message
+
+
+def test_duplicate_id_names_both_lines(folder):
+    csv_path = _csv(folder, "path,label\naudio/a.wav,x\naudio/b.wav,y\naudio/a.wav,z\n")
+    with pytest.raises(DataError, match=r"clips\.csv, line 4: duplicate clip id .*line 2"):
+        read_csv_manifest(csv_path)
+
+
+def test_header_problems(folder):
+    with pytest.raises(DataError, match="no 'path' column"):
+        read_csv_manifest(_csv(folder, "file,label\na.wav,x\n"))
+    with pytest.raises(DataError, match="no label column"):
+        read_csv_manifest(_csv(folder, "path,fold\naudio/a.wav,1\n"))
+    with pytest.raises(DataError, match="line 2: 3 fields"):
+        read_csv_manifest(_csv(folder, "path,label\naudio/a.wav,x,extra\n"))
+
+
+def test_missing_files_are_all_listed_in_one_error(folder):
+    rows = "".join(f"audio/missing{i}.wav,x\n" for i in range(8))
+    csv_path = _csv(folder, "path,label\naudio/a.wav,x\n" + rows)
+    with pytest.raises(DataError) as err:
+        read_csv_manifest(csv_path)
+    message = str(err.value)
+    assert "8 of 9 audio file(s) not found" in message
+    assert "missing0.wav" in message and "and 3 more" in message
+    assert len(read_csv_manifest(csv_path, check_files=False)) == 9
+
+
+def test_unknown_spec_and_missing_csv(tmp_path):
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        read_dataset("no-such-dataset")
+    with pytest.raises(ConfigError, match="not found"):
+        read_dataset(tmp_path / "absent.csv")
