@@ -74,7 +74,7 @@ def fit(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         loss_curve.append(total / max(1, len(x)))
         model.eval()
         if evaluate_dev is not None:

@@ -4,13 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harken.errors import ConfigError, DataError
+from harken.errors import ConfigError, DataError, ModelUnavailableError
 from harken.knowledge import (
     CachedGenerator,
     class_embeddings,
     class_texts,
     export_descriptions,
     get_generator,
+    humanize,
     read_descriptions,
 )
 
@@ -161,3 +162,30 @@ def test_read_descriptions_errors(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="expected columns"):
         read_descriptions(bad)
+
+
+KITCHEN20 = Path(__file__).parents[3] / "shared" / "data" / "kitchen20" / "labels.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not KITCHEN20.exists(), reason="shared data not available")
+def test_kitchen20_template_class_embeddings_with_minilm(tmp_path):
+    """End to end on the real Kitchen20 classes: templates → MiniLM → 20 unit class vectors."""
+    encoders = pytest.importorskip("harken.encoders.base")
+    try:
+        encoder = encoders.get_encoder("minilm")
+    except ModelUnavailableError as e:
+        pytest.skip(f"minilm encoder not available: {e}")
+    with open(KITCHEN20, newline="") as f:
+        classes = list(dict.fromkeys(row["label"] for row in csv.DictReader(f)))
+    assert len(classes) == 20
+    gen = CachedGenerator(get_generator("template"), tmp_path / "c.jsonl")
+    texts = class_texts(gen, classes)
+    emb = class_embeddings(texts, encoder, classes)
+    assert emb.shape == (20, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    # Each class's own name is nearer its ensemble embedding than most other classes' are.
+    names = encoder.embed([humanize(c) for c in classes])
+    sims = names @ emb.T
+    assert (sims.argmax(axis=1) == np.arange(20)).mean() >= 0.9
+    assert export_descriptions(texts, tmp_path).stat().st_size > 0

@@ -25,7 +25,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def make_problem(
-    seed: int = 0, n_train: int = 10, n_dev: int = 4, n_test: int = 5, per_class: int = 15
+    seed: int = 0, n_train: int = 16, n_dev: int = 8, n_test: int = 8, per_class: int = 10
 ) -> Problem:
     """Clusters ``x = A φ(c) + noise`` (``A`` shared by every class, so it transfers to unseen ones)."""
     rng = np.random.default_rng(seed)
@@ -57,6 +57,8 @@ def problem() -> Problem:
 
 def permuted(classes: Classes, seed: int = 1) -> Classes:
     """The same classes in another order (names and embedding rows moved together)."""
-    order = np.random.default_rng(seed).permutation(len(classes.names))
-    assert (order != np.arange(len(order))).any()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(classes.names))
+    while (order == np.arange(len(order))).all():
+        order = rng.permutation(len(classes.names))
     return Classes([classes.names[i] for i in order], classes.embeddings[order])

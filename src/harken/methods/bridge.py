@@ -67,9 +67,15 @@ class Bridge(ConSE):
         batch = Batch(features, [y for b, _ in parts for y in b.labels])
         best: tuple[float, dict] | None = None
         keys = list(self.grid)
+        # settings the grid leaves out keep this method's values (not ConSE's defaults)
+        fixed = {
+            "top_t": self.top_t,
+            "sim_threshold": self.sim_threshold,
+            "sim_power": self.sim_power,
+        }
         for values in itertools.product(*(self.grid[k] for k in keys)):
             params = dict(zip(keys, values, strict=True))
-            candidate = ConSE(self.label_space, self.tagger, **params)
+            candidate = ConSE(self.label_space, self.tagger, **{**fixed, **params})
             ua = unweighted_accuracy(batch.labels, candidate.predict(batch, pool))
             if best is None or ua > best[0] + 1e-12:
                 best = (ua, params)
