@@ -116,7 +116,7 @@ def _model_settings(model_dir: str | Path | None) -> dict:
     settings = {
         "method": "bridge",
         "options": {},
-        "generator": "template",
+        "generator": "template:harken",
         "generator_options": {},
         "text_encoder": "minilm",
         "tagger": "yamnet",

@@ -68,7 +68,7 @@ class ExperimentConfig:
     dataset: str = "kitchen20"
     data_dir: str | None = None
     target: str = "label"
-    generator: str = "template"
+    generator: str = "template:harken"
     generator_options: dict = field(default_factory=dict)
     per_narration: bool = False
     text_encoder: str = "minilm"

@@ -27,7 +27,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def make_problem(
     seed: int = 0, n_train: int = 16, n_dev: int = 8, n_test: int = 8, per_class: int = 10
 ) -> Problem:
-    """Clusters ``x = A φ(c) + noise`` (``A`` shared by every class, so it transfers to unseen ones)."""
+    """Clusters ``x = A φ(c) + noise``; ``A`` is shared by all classes, so it transfers."""
     rng = np.random.default_rng(seed)
     emb_dim, feat_dim = 6, 12
     n = n_train + n_dev + n_test

@@ -35,7 +35,7 @@ def test_classes_subset_picks_the_rows_of_the_named_classes():
 def test_batch_get_names_the_missing_feature():
     batch = Batch({"yamnet": np.zeros((2, 3))})
     assert len(batch) == 2
-    with pytest.raises(ConfigError, match="'aisfx'.*yamnet"):
+    with pytest.raises(ConfigError, match=r"'aisfx'.*yamnet"):
         batch.get("aisfx")
 
 

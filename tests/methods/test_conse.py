@@ -18,9 +18,7 @@ POSTERIORS = np.array([[0.5, 0.2, 0.3], [0.1, 0.6, 0.3]])
 
 
 def test_conse_scores_match_a_hand_computation():
-    got = conse_scores(
-        POSTERIORS, LABEL_EMB, CLASS_EMB, top_t=2, sim_threshold=0.5, sim_power=2.0
-    )
+    got = conse_scores(POSTERIORS, LABEL_EMB, CLASS_EMB, top_t=2, sim_threshold=0.5, sim_power=2.0)
     # φ(s) = max(s − 0.5, 0)²: label 0 → (0.25, 0), label 1 → (0, 0.25), label 2 → (0.01, 0.09)
     # clip 0 keeps labels 0 (0.5) and 2 (0.3); clip 1 keeps labels 1 (0.6) and 2 (0.3)
     expected = np.array(
@@ -72,8 +70,12 @@ def test_method_scores_with_its_settings_and_candidate_order_changes_nothing():
     np.testing.assert_allclose(
         method.score(batch, classes),
         conse_scores(
-            batch.features["yamnet"], LABEL_EMB, classes.embeddings,
-            top_t=2, sim_threshold=0.0, sim_power=2.0,
+            batch.features["yamnet"],
+            LABEL_EMB,
+            classes.embeddings,
+            top_t=2,
+            sim_threshold=0.0,
+            sim_power=2.0,
         ),
     )
     reference = method.predict(batch, classes)
@@ -89,7 +91,10 @@ def test_method_reads_the_named_tagger_features():
     classes = Classes(["a", "b"], CLASS_EMB)
     assert method.predict(batch, classes) == ["a", "b"]
     assert method.config() == {
-        "tagger": "panns", "top_t": 10, "sim_threshold": 0.0, "sim_power": 1.0
+        "tagger": "panns",
+        "top_t": 10,
+        "sim_threshold": -1.0,
+        "sim_power": 1.0,
     }
 
 

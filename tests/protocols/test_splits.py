@@ -38,9 +38,7 @@ def kitchen20_classes() -> list[str]:
 
 @pytest.fixture(scope="module")
 def epic_verbs() -> list[str]:
-    verbs = _csv_column(
-        SHARED_DATA / "epic-kitchens-100" / "EPIC_100_verb_classes.csv", "key"
-    )
+    verbs = _csv_column(SHARED_DATA / "epic-kitchens-100" / "EPIC_100_verb_classes.csv", "key")
     assert len(verbs) == 97
     return verbs
 
@@ -174,5 +172,5 @@ def test_read_splits_rejects_malformed_files_naming_the_file(tmp_path, content):
 
 
 def test_read_splits_without_files(tmp_path):
-    with pytest.raises(DataError, match="no fold<k>.json"):
+    with pytest.raises(DataError, match=r"no fold<k>\.json"):
         read_splits(tmp_path)

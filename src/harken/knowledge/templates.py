@@ -37,6 +37,9 @@ HARKEN_ACTION_TEMPLATES = (
     "the noise of {gerund}.",
 )
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+    # Both ensembles together: the label as a sound source and as an action being done
+    # (the offline default class knowledge of `harken demo` / `harken predict`).
+    "harken": HARKEN_SOUND_TEMPLATES + HARKEN_ACTION_TEMPLATES,
     "harken-sound": HARKEN_SOUND_TEMPLATES,
     "harken-action": HARKEN_ACTION_TEMPLATES,
     "clip-single": ("a photo of a {}.",),

@@ -8,8 +8,8 @@ labels (YAMNet's 521 AudioSet classes) weight the semantic embeddings ``s(y_t)``
 and a candidate class ``c`` with knowledge embedding ``e_c`` scores ``cos(f(x), e_c)``. With
 L2-normalised ``e_c`` this ranks classes like ``Σ_t p_t · φ(s_t · e_c)`` with ``φ`` the identity;
 harken exposes ``φ(s) = max(s − δ, 0)^γ`` (``sim_threshold`` δ, ``sim_power`` γ) so that the
-weak similarities of unrelated labels (e.g. "Inside, small room") stop adding noise; ``δ=0,
-γ=1`` is the original ConSE. Needs no seen classes, so it also powers ``harken predict``.
+weak similarities of unrelated labels (e.g. "Inside, small room") stop adding noise; ``δ=−1,
+γ=1`` (no clipping, since cosines are ≥ −1) is the original ConSE and the default here. Needs no seen classes, so it also powers ``harken predict``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class ConSE(Method):
             class knowledge).
         tagger: Feature name holding the tagger's posteriors (default ``"yamnet"``).
         top_t: ``T`` (Norouzi et al. use T=10).
-        sim_threshold: ``δ`` (0 = original ConSE).
+        sim_threshold: ``δ`` (−1 = original ConSE).
         sim_power: ``γ`` (1 = original ConSE).
     """
 
@@ -76,7 +76,7 @@ class ConSE(Method):
         label_space: Classes | None = None,
         tagger: str = "yamnet",
         top_t: int = 10,
-        sim_threshold: float = 0.0,
+        sim_threshold: float = -1.0,
         sim_power: float = 1.0,
     ) -> None:
         self.label_space = label_space

@@ -73,8 +73,9 @@ def class_disjoint_folds(
     Returns:
         ``K`` :class:`Split` objects.
     """
+    classes = list(classes)
     names = sorted(set(classes))
-    if len(names) != len(list(classes)):
+    if len(names) != len(classes):
         raise DataError("class list has duplicates")
     c = len(names)
     n_test = max(1, round(c * test_fraction)) if n_test is None else n_test
@@ -122,7 +123,8 @@ def write_splits(splits: Sequence[Split], folder: Path) -> None:
 
 def read_splits(folder: Path, classes: Sequence[str] | None = None) -> list[Split]:
     """Read user-supplied ``fold<k>.json`` files, checking them against the dataset's classes."""
-    files = sorted(Path(folder).glob("fold*.json"), key=lambda p: int(p.stem[4:] or 0))
+    files = [f for f in Path(folder).glob("fold*.json") if f.stem[4:].isdigit()]
+    files.sort(key=lambda p: int(p.stem[4:]))
     if not files:
         raise DataError(f"{folder}: no fold<k>.json split files found")
     known = set(classes) if classes is not None else None
@@ -136,7 +138,14 @@ def read_splits(folder: Path, classes: Sequence[str] | None = None) -> list[Spli
                 tuple(d.get("dev", [])),
                 tuple(d["test"]),
             )
-        except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        except (
+            json.JSONDecodeError,
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            DataError,
+        ) as exc:
             raise DataError(
                 f"{f}: not a split file ({exc}); expected "
                 '{"train": [...], "dev": [...], "test": [...]}'

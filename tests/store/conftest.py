@@ -1,0 +1,59 @@
+"""Real Kitchen20 clips and a tiny deterministic encoder honouring the encoder contract."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harken.data.audio import ClipPolicy
+from harken.data.manifest import Clip, Manifest
+
+KITCHEN20 = Path(__file__).resolve().parents[3] / "shared" / "data" / "kitchen20"
+
+
+class StatsEncoder:
+    """Embeds a wave as ``[mean, std, rms]``; counts calls and can fail after some of them."""
+
+    modality = "audio"
+    dim = 3
+    policy = ClipPolicy()
+
+    def __init__(self, sample_rate: int = 16000, fail_after: int | None = None) -> None:
+        self.name = "test/stats"
+        self.sample_rate = sample_rate
+        self.fail_after = fail_after
+        self.calls: list[int] = []  # batch size of each embed() call
+
+    def config(self) -> dict:
+        return {"name": self.name, "sample_rate": self.sample_rate, "features": "mean,std,rms"}
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise RuntimeError("encoder crashed (simulated)")
+        self.calls.append(len(batch))
+        return np.array(
+            [[w.mean(), w.std(), np.sqrt(np.mean(w.astype(np.float64) ** 2))] for w in batch],
+            dtype=np.float32,
+        )
+
+
+@pytest.fixture(scope="session")
+def kitchen20_clips() -> list[Clip]:
+    """10 clips from 10 different classes of the real Kitchen20 data."""
+    labels = KITCHEN20 / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"real data not found at {KITCHEN20}")
+    with open(labels, newline="") as f:
+        rows = list(csv.DictReader(f))
+    seen: dict[str, dict] = {}
+    for row in rows:
+        seen.setdefault(row["label"], row)
+    clips = [
+        Clip(Path(r["path"]).stem, KITCHEN20 / r["path"], {"label": r["label"]})
+        for r in list(seen.values())[:10]
+    ]
+    return Manifest("kitchen20", clips).clips

@@ -1,0 +1,105 @@
+"""The shared training loop: seeding and restoring the best dev state."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from harken.train import TrainConfig, fit, seed_everything
+
+
+def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(40, 5, generator=g)
+    return x, (x[:, 0] > 0).long()
+
+
+def _model() -> torch.nn.Linear:
+    torch.manual_seed(123)  # same initial weights in every call
+    return torch.nn.Linear(5, 2)
+
+
+def _ce(model, xb, yb):
+    return torch.nn.functional.cross_entropy(model(xb), yb)
+
+
+def _mse(model, xb, yb):
+    return ((model(xb)[:, 1] - yb.float()) ** 2).mean()
+
+
+CONFIG = TrainConfig(epochs=4, lr=0.05, batch_size=8)
+
+
+def _train(seed: int, evaluate=None):
+    model = _model()
+    x, y = _data()
+    log = fit(model, _mse, x, y, CONFIG, seed, evaluate)
+    return model, log
+
+
+def test_paper_defaults():
+    assert TrainConfig() == TrainConfig(epochs=30, lr=1e-4, batch_size=16, weight_decay=0.0)
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_differs():
+    a, log_a = _train(seed=7)
+    b, log_b = _train(seed=7)
+    c, _ = _train(seed=8)
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name])
+    assert log_a["loss_curve"] == log_b["loss_curve"]
+    # same initial weights, different batch order
+    assert not torch.equal(a.weight, c.weight)
+
+
+def test_training_reduces_the_loss():
+    model = _model()
+    x, y = _data()
+    log = fit(model, _ce, x, y, TrainConfig(epochs=3, lr=0.05, batch_size=40), 0)
+    assert len(log["loss_curve"]) == 3
+    assert log["loss_curve"][-1] < log["loss_curve"][0]
+
+
+def test_best_dev_state_is_restored():
+    snapshots: list[dict] = []
+    curve = [0.2, 0.9, 0.5, 0.7]  # peaks at epoch 2
+
+    def evaluate(model) -> float:
+        assert not model.training and not torch.is_grad_enabled()
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return curve[len(snapshots) - 1]
+
+    model, log = _train(seed=0, evaluate=evaluate)
+    assert len(snapshots) == 4
+    assert log["best_epoch"] == 2
+    assert log["best_dev"] == pytest.approx(0.9)
+    assert log["dev_curve"] == curve
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, snapshots[1][name])
+    assert not torch.equal(model.weight, snapshots[3]["weight"])
+    assert not model.training
+
+
+def test_ties_keep_the_earliest_best_epoch():
+    scores = iter([0.5, 0.5, 0.4, 0.5])
+    _, log = _train(seed=0, evaluate=lambda model: next(scores))
+    assert log["best_epoch"] == 1
+
+
+def test_without_dev_the_last_epoch_is_kept():
+    model, log = _train(seed=0)
+    assert log["best_epoch"] == 4 and log["best_dev"] is None and log["dev_curve"] == []
+    # same as training with a dev score that rises every epoch
+    scores = iter([0.1, 0.2, 0.3, 0.4])
+    with_dev, _ = _train(seed=0, evaluate=lambda m: next(scores))
+    assert torch.equal(model.weight, with_dev.weight)
+
+
+def test_seed_everything_seeds_torch_and_returns_a_generator():
+    gen = seed_everything(3)
+    first = torch.rand(2), torch.randperm(10, generator=gen)
+    gen = seed_everything(3)
+    assert torch.equal(first[0], torch.rand(2))
+    assert torch.equal(first[1], torch.randperm(10, generator=gen))
