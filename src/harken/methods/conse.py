@@ -9,7 +9,8 @@ and a candidate class ``c`` with knowledge embedding ``e_c`` scores ``cos(f(x), 
 L2-normalised ``e_c`` this ranks classes like ``Σ_t p_t · φ(s_t · e_c)`` with ``φ`` the identity;
 harken exposes ``φ(s) = max(s − δ, 0)^γ`` (``sim_threshold`` δ, ``sim_power`` γ) so that the
 weak similarities of unrelated labels (e.g. "Inside, small room") stop adding noise; ``δ=−1,
-γ=1`` (no clipping, since cosines are ≥ −1) is the original ConSE and the default here. Needs no seen classes, so it also powers ``harken predict``.
+γ=1`` (no clipping, since cosines are ≥ −1) is the original ConSE and the default here.
+Needs no seen classes, so it also powers ``harken predict``.
 """
 
 from __future__ import annotations
