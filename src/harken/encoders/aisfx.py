@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from harken.data.audio import ClipPolicy
+from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders._hf import chunks, progress
 from harken.encoders.base import ENCODERS
 from harken.errors import ModelUnavailableError
@@ -66,20 +67,12 @@ def _aisfx_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
 @cache
 def mel_filterbank() -> np.ndarray:
     """``[n_fft//2+1, 96]`` essentia MelBands weights (htkMel, warping, unit_sum)."""
     n_bins = N_FFT // 2 + 1
     bin_hz = (SAMPLE_RATE / 2.0) / (n_bins - 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))
+    edges = mel_to_hz(np.linspace(hz_to_mel(F_MIN), hz_to_mel(F_MAX), N_MELS + 2))
     fb = np.zeros((n_bins, N_MELS))
     for i in range(N_MELS):
         lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
@@ -87,8 +80,8 @@ def mel_filterbank() -> np.ndarray:
         f = j * bin_hz
         up = (f >= lo) & (f < mid)
         down = (f >= mid) & (f < hi)
-        fb[j[up], i] = (_hz_to_mel(f[up]) - _hz_to_mel(lo)) / (_hz_to_mel(mid) - _hz_to_mel(lo))
-        fb[j[down], i] = (_hz_to_mel(hi) - _hz_to_mel(f[down])) / (_hz_to_mel(hi) - _hz_to_mel(mid))
+        fb[j[up], i] = (hz_to_mel(f[up]) - hz_to_mel(lo)) / (hz_to_mel(mid) - hz_to_mel(lo))
+        fb[j[down], i] = (hz_to_mel(hi) - hz_to_mel(f[down])) / (hz_to_mel(hi) - hz_to_mel(mid))
         total = fb[:, i].sum()
         if total > 0:
             fb[:, i] /= total

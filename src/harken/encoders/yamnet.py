@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harken.data.audio import ClipPolicy
+from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders.base import ENCODERS, windowed_mean
 from harken.errors import ModelUnavailableError
 
@@ -60,19 +61,11 @@ def yamnet_class_mids() -> tuple[str, ...]:
     return tuple(r["mid"] for r in sorted(rows, key=lambda r: int(r["index"])))
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
 @cache
 def _mel_filterbank() -> np.ndarray:
     """[n_fft//2+1, n_mels] triangular HTK filterbank (no area normalisation)."""
     freqs = np.linspace(0, SAMPLE_RATE // 2, N_FFT // 2 + 1)
-    f_pts = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))
+    f_pts = mel_to_hz(np.linspace(hz_to_mel(F_MIN), hz_to_mel(F_MAX), N_MELS + 2))
     f_diff = np.diff(f_pts)
     slopes = f_pts[None, :] - freqs[:, None]
     down = -slopes[:, :-2] / f_diff[:-1]
