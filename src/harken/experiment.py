@@ -34,7 +34,7 @@ from harken.protocols.splits import (
     write_splits,
 )
 from harken.reports.results import results_markdown, summarise
-from harken.store.features import FeatureStore
+from harken.store.features import FeatureStore, array_digest
 from harken.store.runs import RunFolder
 
 DEFAULT_METHODS = ("linear", "conse", "bridge")
@@ -232,10 +232,11 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     all_classes, texts, generator_config = exp.knowledge(manifest)
     export_descriptions(texts, folder.path / "descriptions.csv")
 
-    probes = [exp.make_method(m, None) for m in config.methods]
-    needs = {f for p in probes for f in p.features}
+    # Unfitted instances tell which features and resources the methods need.
+    probes = {m: exp.make_method(m, None) for m in config.methods}
+    needs = {f for p in probes.values() for f in p.features}
     features = exp.features(manifest, needs)
-    label_space = exp.label_space() if any(p.uses_label_space for p in probes) else None
+    label_space = exp.label_space() if any(p.uses_label_space for p in probes.values()) else None
 
     labels = np.asarray(manifest.labels(config.target), dtype=object)
     clip_ids = [clip.clip_id for clip in manifest]
@@ -255,9 +256,9 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
                 test_classes = all_classes.subset(list(split.test))
                 train = data.subset(np.isin(labels, split.train)) if split.train else None
                 dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
-                method = exp.make_method(name, label_space)
-                seeds = config.seeds if method.trainable else [config.seeds[0]]
-                if method.trainable and train is None:
+                trainable = probes[name].trainable
+                seeds = config.seeds if trainable else [config.seeds[0]]
+                if trainable and train is None:
                     raise ConfigError(
                         f"method {name!r} needs training classes; the {config.protocol} "
                         "protocol has none (use a training-free method)"
@@ -326,7 +327,7 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
         features={
             n: {
                 "store": str(exp.store.folder(manifest.name, exp.encoder(n))),
-                "sha256": _array_hash(features[n]),
+                "sha256": array_digest(features[n]),
             }
             for n in sorted(needs)
         },
@@ -339,9 +340,3 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
 def _chance(splits: list[Split], labels: np.ndarray) -> dict[str, float]:
     per_fold = [chance_level(labels[np.isin(labels, s.test)], len(s.test)) for s in splits]
     return {m: float(np.mean([c[m] for c in per_fold])) for m in ("UA", "WA", "UP")}
-
-
-def _array_hash(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]

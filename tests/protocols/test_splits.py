@@ -14,7 +14,6 @@ from harken.protocols.splits import (
     Split,
     all_classes_split,
     class_disjoint_folds,
-    default_fold_sizes,
     read_splits,
     write_splits,
 )
@@ -84,14 +83,6 @@ def test_paper_defaults_on_epic_verbs_are_about_80_10_10(epic_verbs):
     tested = Counter(c for s in folds for c in s.test)
     assert max(tested.values()) == 1 and len(tested) == 50
     assert max(Counter(c for s in folds for c in s.dev).values()) == 1
-
-
-def test_default_fold_sizes_cap_test_classes_so_each_is_tested_once():
-    assert default_fold_sizes(97, 5) == (10, 10)
-    n_test, n_dev = default_fold_sizes(20, 5)
-    assert n_test * 5 <= 20 and n_test + n_dev < 20
-    n_test, _ = default_fold_sizes(30, 10)
-    assert n_test == 3  # 0.1 × 30, and 10 folds × 3 = 30 classes
 
 
 def test_too_many_folds_is_a_config_error(kitchen20_classes):

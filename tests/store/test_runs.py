@@ -69,3 +69,13 @@ def test_git_commit_of_this_checkout():
     sha, _, flag = commit.partition("+")
     assert len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
     assert flag in ("", "dirty")
+
+
+def test_manifest_records_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    import harken.store.runs as runs
+
+    monkeypatch.setattr(runs, "git_commit", lambda start=None: "abc123")
+    folder = RunFolder(tmp_path / "run")
+    monkeypatch.setattr(runs, "git_commit", lambda start=None: "def456+dirty")  # code edited
+    folder.write_manifest()
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["git_commit"] == "abc123"

@@ -34,7 +34,6 @@ thrown away.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Sequence
 from functools import cache
@@ -46,7 +45,7 @@ from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders._hf import chunks, progress
 from harken.encoders.base import ENCODERS
-from harken.errors import ModelUnavailableError
+from harken.resources import package_dir
 
 SAMPLE_RATE = 44100
 N_FFT, HOP = 2048, 1024
@@ -58,13 +57,9 @@ SPEC_MAX = 9.457798957824707  # the package's "original" normalisation (max over
 
 
 def _aisfx_dir() -> Path:
-    spec = importlib.util.find_spec("aisfx")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            "aiSFX weights come from the 'aisfx' wheel: pip install --no-deps aisfx "
-            "(its numpy pin is obsolete; harken's `make install` does this)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(
+        "aisfx", "aiSFX weights", "pip install --no-deps aisfx (its numpy pin is obsolete)"
+    )
 
 
 @cache

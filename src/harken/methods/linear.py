@@ -22,6 +22,8 @@ Adam, lr 1e-4, batch 16, 30 epochs, the epoch with the best dev-class UA.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -34,12 +36,12 @@ LOSSES: Registry = Registry("loss")
 
 
 @LOSSES.register("ranking")
-def _ranking(**_) -> callable:
+def _ranking(**_) -> Callable:
     return ranking_hinge_loss
 
 
 @LOSSES.register("ce")
-def _ce(**_) -> callable:
+def _ce(**_) -> Callable:
     return lambda scores, y, margin=1.0: torch.nn.functional.cross_entropy(scores, y)
 
 

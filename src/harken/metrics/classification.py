@@ -21,6 +21,19 @@ def _as_arrays(y_true: Sequence, y_pred: Sequence) -> tuple[np.ndarray, np.ndarr
     return t, p
 
 
+def _mean_per_class(
+    t: np.ndarray, p: np.ndarray, classes, condition: np.ndarray, outcome: np.ndarray
+) -> float:
+    """``1/|C| Σ_c P(outcome = c | condition = c)``, 0 for a class whose condition never holds:
+    recall with ``condition=y_true``, precision with ``condition=y_pred``."""
+    classes = sorted(set(t.tolist())) if classes is None else list(classes)
+    rates = []
+    for c in classes:
+        held = condition == c
+        rates.append(float(np.mean(outcome[held] == c)) if held.any() else 0.0)
+    return float(np.mean(rates))
+
+
 def unweighted_accuracy(
     y_true: Sequence, y_pred: Sequence, classes: Sequence | None = None
 ) -> float:
@@ -30,12 +43,7 @@ def unweighted_accuracy(
     that occur in ``y_true`` (or the given ``classes``; a class without true items counts 0).
     """
     t, p = _as_arrays(y_true, y_pred)
-    classes = sorted(set(t.tolist())) if classes is None else list(classes)
-    recalls = []
-    for c in classes:
-        mask = t == c
-        recalls.append(float(np.mean(p[mask] == c)) if mask.any() else 0.0)
-    return float(np.mean(recalls))
+    return _mean_per_class(t, p, classes, condition=t, outcome=p)
 
 
 def weighted_accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -53,12 +61,7 @@ def unweighted_precision(
     never predicted has precision 0 (scikit-learn's ``zero_division=0``); ``C`` as for UA.
     """
     t, p = _as_arrays(y_true, y_pred)
-    classes = sorted(set(t.tolist())) if classes is None else list(classes)
-    precisions = []
-    for c in classes:
-        predicted = p == c
-        precisions.append(float(np.mean(t[predicted] == c)) if predicted.any() else 0.0)
-    return float(np.mean(precisions))
+    return _mean_per_class(t, p, classes, condition=p, outcome=t)
 
 
 def classification_report(

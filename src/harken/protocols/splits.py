@@ -10,7 +10,6 @@ class list and the seed, so they are reproducible, and they are written to each 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,10 +158,3 @@ def read_splits(folder: Path, classes: Sequence[str] | None = None) -> list[Spli
     if len(tested) != len(set(tested)):
         raise DataError(f"{folder}: some class is a test class in two folds")
     return splits
-
-
-def default_fold_sizes(n_classes: int, n_folds: int) -> tuple[int, int]:
-    """Paper default (80/10/10 of the classes) sizes, capped so every class is tested ≤ once."""
-    n_test = max(1, min(round(0.1 * n_classes), n_classes // n_folds))
-    n_dev = max(1, round(0.1 * n_classes))
-    return n_test, min(n_dev, max(1, math.floor(n_classes - n_test - 1)))

@@ -49,6 +49,11 @@ def clip_key(clip: Clip) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
+def array_digest(array: np.ndarray) -> str:
+    """Short sha256 of an array's bytes (the feature hashes of a run manifest)."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
 def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
     """Pure function: decode, downmix and resample ``clips`` for ``encoder`` and embed them.
 
@@ -106,7 +111,6 @@ class FeatureStore:
         keys = [clip_key(c) for c in clips]
         table = self._load(folder)
         todo = [i for i, k in enumerate(keys) if k not in table]
-        todo = list(dict.fromkeys(todo))
         if todo:
             bar = tqdm(
                 total=len(todo),
@@ -125,8 +129,3 @@ class FeatureStore:
                 bar.update(len(idx))
             bar.close()
         return np.stack([table[k] for k in keys]).astype(np.float32)
-
-    def fingerprint(self, dataset: str, encoder: Encoder, clips: Sequence[Clip]) -> str:
-        """Hash of the embeddings a run used (for its manifest)."""
-        emb = self.get(dataset, encoder, clips)
-        return hashlib.sha256(np.ascontiguousarray(emb).tobytes()).hexdigest()[:16]

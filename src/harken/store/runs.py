@@ -83,6 +83,9 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
         self._t0 = time.perf_counter()
+        # Taken when the run starts: the code that produced the results, not the tree at the end.
+        self._commit = git_commit()
+        self._created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
     @contextmanager
     def stage(self, name: str):
@@ -113,8 +116,8 @@ class RunFolder:
     def write_manifest(self, **fields) -> Path:
         manifest = {
             "harken_version": package_versions(("harken",))["harken"],
-            "git_commit": git_commit(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "git_commit": self._commit,
+            "created": self._created,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "packages": package_versions(),
