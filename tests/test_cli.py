@@ -50,9 +50,12 @@ folds = 2
 n_test = 3
 n_dev = 2
 [methods]
-names = ["linear", "conse", "bridge"]
+names = ["linear", "conse", "bridge", "zeroshot", "contrastive"]
 seeds = [0, 1]
 [methods.linear]
+features = ["yamnet"]
+epochs = 4
+[methods.contrastive]
 features = ["yamnet"]
 epochs = 4
 """)
@@ -73,7 +76,7 @@ def test_run_writes_a_complete_run_folder(run_dir):
     ):
         assert (run_dir / name).is_file(), name
     results = json.loads((run_dir / "results.json").read_text())
-    assert set(results["methods"]) == {"linear", "conse", "bridge"}
+    assert set(results["methods"]) == {"linear", "conse", "bridge", "zeroshot", "contrastive"}
     assert results["chance"]["UA"] == pytest.approx(1 / 3)
     linear = results["methods"]["linear"]
     assert len(linear["folds"]) == 2 * 2  # folds × seeds
@@ -84,6 +87,23 @@ def test_run_writes_a_complete_run_folder(run_dir):
     ua = [r["UA"] for r in linear["folds"]]
     assert linear["UA"]["mean"] == pytest.approx(np.mean(ua))
     assert linear["UA"]["std"] == pytest.approx(np.std(ua))
+
+
+def test_every_method_gets_retrieval_metrics_on_its_test_clips(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    for name, r in results["methods"].items():
+        for direction in ("text_to_audio", "audio_to_text"):
+            fold_r1 = [f["retrieval"][direction]["R@1"] for f in r["folds"]]
+            assert r["retrieval"][direction]["R@1"]["mean"] == pytest.approx(np.mean(fold_r1))
+            for f in r["folds"]:
+                m = f["retrieval"][direction]
+                assert 0 <= m["mAP@10"] <= 1 and m["R@1"] <= m["R@5"] <= m["R@10"], name
+                assert m["median_rank"] >= 1 and m["mean_rank"] >= 1
+        # 3 test classes: every clip's own class is within the top 3 texts
+        assert all(f["retrieval"]["audio_to_text"]["R@5"] == 1.0 for f in r["folds"])
+    # the default zero-shot space is the bridge at its a-priori settings
+    assert results["methods"]["zeroshot"]["config"]["space"] == "bridge"
+    assert "| zeroshot | text to audio |" in (run_dir / "results.md").read_text()
 
 
 def test_splits_are_class_disjoint_and_test_only_scored(run_dir):
@@ -105,7 +125,7 @@ def test_splits_are_class_disjoint_and_test_only_scored(run_dir):
 
 def test_manifest_records_provenance(run_dir):
     m = json.loads((run_dir / "manifest.json").read_text())
-    assert m["config"]["methods"] == ["linear", "conse", "bridge"]
+    assert m["config"]["methods"] == ["linear", "conse", "bridge", "zeroshot", "contrastive"]
     assert m["packages"]["torch"].startswith("2.13.0")
     assert m["encoders"]["yamnet"]["policy"]["min_seconds"] > 0
     assert len(m["features"]["yamnet"]["sha256"]) == 16
@@ -195,3 +215,137 @@ def test_help_everywhere(capsys):
             main([*cmd, "--help"])
         assert exc.value.code == 0
         assert "usage: harken" in capsys.readouterr().out
+
+
+# --- retrieval: harken index / harken search ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def index_dir(small_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("index") / "k20"
+    assert main(["index", str(small_csv), "--out", str(out)]) == 0
+    return out
+
+
+def _search(capsys, *args) -> list[dict]:
+    capsys.readouterr()
+    assert main(["search", *map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _labels_of(small_csv) -> dict[str, str]:
+    with open(small_csv) as f:
+        return {str(Path(r["path"]).resolve()): r["label"] for r in csv.DictReader(f)}
+
+
+def test_text_search_ranks_real_clips(index_dir, small_csv, capsys):
+    hits = _search(capsys, index_dir, "water flowing from a tap", "--top-k", "5")
+    assert len(hits) == 5 and list(hits[0]) == ["file", "score"]
+    assert all(Path(h["file"]).is_absolute() and Path(h["file"]).exists() for h in hits)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    labels = _labels_of(small_csv)
+    assert labels[hits[0]["file"]] == "water-flowing"
+    assert sum(labels[h["file"]] == "water-flowing" for h in hits) >= 3  # 6 such clips of 48
+
+
+def test_audio_search_finds_the_clip_itself_first(index_dir, small_csv, capsys):
+    clip = next(f for f, label in _labels_of(small_csv).items() if label == "blender")
+    hits = _search(capsys, index_dir, "--audio", clip, "--top-k", "3")
+    assert hits[0]["file"] == clip and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 3
+
+
+def test_index_is_reused_and_manifested(index_dir):
+    header = json.loads((index_dir / "index.json").read_text())
+    assert header["meta"]["space"] == "bridge"
+    assert header["meta"]["space_config"]["audio"]["name"] == "yamnet"
+    assert header["count"] == len(CLASSES) * 6
+
+
+def test_search_errors_are_clear(index_dir, tmp_path, capsys):
+    assert main(["search", str(index_dir)]) == 2
+    assert "either a text query or --audio" in capsys.readouterr().err
+    assert main(["search", str(tmp_path), "chop"]) == 2
+    assert "harken index" in capsys.readouterr().err
+    assert main(["search", str(index_dir), "--audio", str(tmp_path / "nope.wav")]) == 2
+    assert "nope.wav" in capsys.readouterr().err
+    assert main(["index", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "i")]) == 2
+    assert "missing.wav" in capsys.readouterr().err
+
+
+# --- one command, many datasets ----------------------------------------------------------------
+
+
+def test_bench_zeroshot_writes_one_table_over_datasets(small_csv, tmp_path, capsys):
+    with open(small_csv) as f:
+        rows = list(csv.DictReader(f))
+    other = tmp_path / "four.csv"
+    with open(other, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if r["label"] in CLASSES[:4])
+    out = tmp_path / "bench"
+    argv = ["bench", "zeroshot", "--datasets", str(small_csv), str(other), "--out", str(out)]
+    assert main(argv) == 0
+    table = json.loads((out / "bench.json").read_text())
+    assert [r["classes"] for r in table["datasets"]] == [8, 4]
+    for r in table["datasets"]:
+        assert r["UA"] > r["chance_UA"]  # 8-way chance 0.125, 4-way 0.25
+        run = json.loads((out / r["run"] / "results.json").read_text())
+        assert run["methods"]["zeroshot:bridge"]["UA"]["mean"] == r["UA"]
+    assert "| clips | 8 |" in (out / "bench.md").read_text()
+    assert (out / "manifest.json").is_file()
+
+
+# --- CLAP backends end to end (a tiny random-weight CLAP: real loading and forward code) -------
+
+
+@pytest.fixture(scope="module")
+def tiny_clap(tmp_path_factory) -> Path:
+    from tiny_models import save_tiny_clap
+
+    return save_tiny_clap(tmp_path_factory.mktemp("tiny_clap"), fused=False)
+
+
+def test_predict_with_a_clap_backend_gives_probabilities(tiny_clap, shared_data, capsys):
+    clip = str(shared_data / "kitchen20/audio/blender/0-158737-A-0.flac")
+    argv = ["predict", clip, "--labels", "blender,sweep,chop", "--backend", f"clap:{tiny_clap}"]
+    assert main([*argv, "--json", "--templates", "this is a sound of {}."]) == 0
+    ranking = json.loads(capsys.readouterr().out)[0]["ranking"]
+    assert sum(r["score"] for r in ranking) == pytest.approx(1.0, abs=1e-5)
+    logits = np.array([r["logit"] for r in ranking])
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose([r["score"] for r in ranking], probs, rtol=1e-5)
+    assert main([*argv, "--json", "--multi-label"]) == 0
+    multi = json.loads(capsys.readouterr().out)[0]["ranking"]
+    for r in multi:
+        assert r["score"] == pytest.approx(1 / (1 + np.exp(-r["logit"])), rel=1e-5)
+
+
+def test_clap_method_in_a_run_embeds_classes_with_its_own_text_tower(
+    tiny_clap, small_csv, tmp_path
+):
+    from harken.experiment import ExperimentConfig, run_experiment
+
+    method = f"clap:{tiny_clap}"
+    config = ExperimentConfig(
+        dataset=str(small_csv), protocol="all-classes", methods=[method, "bridge"], seeds=[0]
+    )
+    results = run_experiment(config, tmp_path / "run")
+    assert set(results["methods"]) == {method, "bridge"}
+    assert results["encoders"]["audio"] == sorted([method, "yamnet"])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert list(manifest["knowledge"]["method_text_encoders"]) == [f"clap-text:{tiny_clap}"]
+    assert manifest["encoders"][method]["sample_rate"] == 48000
+
+
+def test_index_and_search_with_a_clap_backend(tiny_clap, small_csv, tmp_path, capsys):
+    out = tmp_path / "clap-index"
+    assert main(["index", str(small_csv), "--out", str(out), "--backend", f"clap:{tiny_clap}"]) == 0
+    hits = _search(capsys, out, "the blender whirring", "--top-k", "4")
+    assert len(hits) == 4
+    from harken.encoders.base import get_encoder
+
+    scale = get_encoder(f"clap:{tiny_clap}").logit_scale
+    assert all(abs(h["score"]) <= scale + 1e-4 for h in hits)  # λ · cosine

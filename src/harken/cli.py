@@ -1,6 +1,7 @@
 """The ``harken`` command line: a thin shell over :mod:`harken.api`.
 
-Commands: ``run``, ``demo``, ``predict``, ``embed``; ``harken COMMAND --help`` for each.
+Commands: ``run``, ``demo``, ``predict``, ``embed``, ``index``, ``search``, ``bench``;
+``harken COMMAND --help`` for each.
 Errors harken raises on purpose print as one line (``harken: error: ...``) with exit code 2.
 """
 
@@ -47,7 +48,15 @@ def _cmd_predict(args) -> None:
 
     labels = _read_labels(args)
     files = api.expand_inputs(args.audio)
-    ranking = api.predict(files, labels, model=args.model, top_k=args.top_k)
+    ranking = api.predict(
+        files,
+        labels,
+        model=args.model,
+        top_k=args.top_k,
+        backend=args.backend,
+        templates=args.templates,
+        multi_label=args.multi_label,
+    )
     if args.json:
         json.dump(ranking, sys.stdout, indent=2)
         print()
@@ -78,6 +87,58 @@ def _cmd_embed(args) -> None:
     files = api.expand_inputs(args.audio)
     emb = api.embed(files, args.encoder, args.out)
     print(f"wrote {args.out}: float32 {list(emb.shape)} ({args.encoder})")
+
+
+def _cmd_index(args) -> None:
+    from harken import api
+
+    built = api.index(
+        args.inputs,
+        args.out,
+        backend=args.backend,
+        search_backend=args.search,
+        store_dir=args.store_dir,
+    )
+    print(
+        f"indexed {len(built.files)} clips with {args.backend} ({built.backend} search) "
+        f"into {args.out}"
+    )
+
+
+def _cmd_search(args) -> None:
+    from harken import api
+
+    hits = api.search(
+        args.index, args.query, audio=args.audio, top_k=args.top_k, templates=args.templates
+    )
+    if args.json:
+        json.dump(hits, sys.stdout, indent=2)
+        print()
+        return
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:3d}  {hit['score']:8.4f}  {hit['file']}")
+
+
+def _cmd_bench(args) -> None:
+    from harken import api
+
+    table = api.bench_zeroshot(
+        args.datasets,
+        args.out,
+        backend=args.backend,
+        data_dir=args.data_dir,
+        store_dir=args.store_dir,
+        generator=args.generator,
+    )
+    print(api.bench_markdown(table))
+    print(f"table: {Path(args.out) / 'bench.json'}, {Path(args.out) / 'bench.md'}")
+
+
+BACKEND_HELP = (
+    "joint audio-text space: bridge (offline default: YAMNet's AudioSet labels bridged to the "
+    "texts), clap[:<hub id or folder>] (laion/clap-htsat-unfused by default), "
+    "msclap[:<2023 or weights.pth>]"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,8 +185,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-file", help="file with one candidate action per line")
     p.add_argument("--model", help="run folder whose best training-free method to use")
     p.add_argument("--top-k", type=int, help="show the best K labels per file")
+    p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
+    p.add_argument(
+        "--templates",
+        help="prompt ensemble for the labels: a set name (harken, harken-sound, ...), a "
+        "templates.json[#key] or .txt file, or one template with {} (default: harken)",
+    )
+    p.add_argument(
+        "--multi-label", action="store_true", help="sigmoid instead of softmax probabilities"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "index",
+        help="build a search index of a collection of clips",
+        description="Embed audio files, folders, or a dataset CSV into a persistent index "
+        "for `harken search` (exact search; FAISS for large collections when installed).",
+    )
+    p.add_argument("inputs", nargs="+", help="audio/video files or folders, or one dataset CSV")
+    p.add_argument("--out", required=True, help="index folder to write")
+    p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
+    p.add_argument(
+        "--search",
+        default="auto",
+        choices=("auto", "exact", "faiss"),
+        help="search backend (default auto: exact below 50,000 clips, FAISS above)",
+    )
+    p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser(
+        "search",
+        help="search an index with a text query or an audio clip",
+        description="Rank the clips of an index (from `harken index`) by a text query or, "
+        "with --audio, by similarity to an audio clip.",
+    )
+    p.add_argument("index", help="index folder")
+    p.add_argument("query", nargs="?", help="text query, e.g. 'chopping onions'")
+    p.add_argument("--audio", help="search with this audio file instead of text")
+    p.add_argument("--top-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--templates", help="embed the query through a prompt ensemble (as for labels)")
+    p.add_argument("--json", action="store_true", help='print [{"file", "score"}, ...]')
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks over several datasets",
+        description="Benchmarks that write one table over several datasets.",
+    )
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    p = bench.add_parser(
+        "zeroshot",
+        help="training-free zero-shot accuracy of a backend on several datasets",
+        description="Every class of each dataset is a candidate; writes one run folder per "
+        "dataset and bench.json / bench.md over all of them.",
+    )
+    p.add_argument(
+        "--datasets", nargs="+", required=True, help="kitchen20 and/or generic dataset CSVs"
+    )
+    p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
+    p.add_argument(
+        "--generator",
+        default="template:harken",
+        help="class-knowledge generator (default template:harken)",
+    )
+    p.add_argument("--out", default="runs/bench-zeroshot", help="output folder")
+    p.add_argument("--data-dir", help="dataset folder (default: $HARKEN_DATA_DIR)")
+    p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(
         "embed",

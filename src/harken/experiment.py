@@ -26,6 +26,7 @@ from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts, export_descriptions
 from harken.methods.base import Batch, Classes, Method, get_method
 from harken.metrics.classification import chance_level, classification_report
+from harken.metrics.retrieval import class_relevance, retrieval_report
 from harken.protocols.splits import (
     Split,
     all_classes_split,
@@ -149,6 +150,7 @@ class Experiment:
             Path(config.store_dir) if config.store_dir else None, progress=config.progress
         )
         self._encoders: dict[str, Encoder] = {}
+        self._classes: dict[str, Classes] = {}
 
     def encoder(self, name: str) -> Encoder:
         if name not in self._encoders:
@@ -165,6 +167,19 @@ class Experiment:
                     f"choose one of {manifest.targets}"
                 )
         return manifest
+
+    def classes_for(self, method: Method, texts: dict[str, list[str]], default: Classes) -> Classes:
+        """Class embeddings in the text space ``method`` needs (its own ``text_encoder``, e.g. a
+        CLAP text tower, or the knowledge text encoder); each text space is embedded once."""
+        name = getattr(method, "text_encoder", None) or self.config.text_encoder
+        if name == self.config.text_encoder:
+            return default
+        if name not in self._classes:
+            emb = class_embeddings(
+                texts, self.encoder(name), default.names, normalize=self.config.normalize_text
+            )
+            self._classes[name] = Classes(list(default.names), emb)
+        return self._classes[name]
 
     def knowledge(self, manifest: Manifest) -> tuple[Classes, dict[str, list[str]], dict]:
         c = self.config
@@ -250,10 +265,11 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     with folder.stage("methods"):
         for name in config.methods:
             rows = []
+            method_classes = exp.classes_for(probes[name], texts, all_classes)
             for split in splits:
                 test_mask = np.isin(labels, split.test)
                 test = data.subset(test_mask)
-                test_classes = all_classes.subset(list(split.test))
+                test_classes = method_classes.subset(list(split.test))
                 train = data.subset(np.isin(labels, split.train)) if split.train else None
                 dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
                 trainable = probes[name].trainable
@@ -267,13 +283,14 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
                     method = exp.make_method(name, label_space)
                     log = method.fit(
                         train,
-                        all_classes.subset(list(split.train)) if train else None,
+                        method_classes.subset(list(split.train)) if train else None,
                         dev,
-                        all_classes.subset(list(split.dev)) if dev else None,
+                        method_classes.subset(list(split.dev)) if dev else None,
                         seed,
                     )
                     fit_logs.setdefault(name, []).append({"fold": split.fold, "seed": seed, **log})
-                    pred = method.predict(test, test_classes)
+                    scores = method.score(test, test_classes)
+                    pred = [test_classes.names[i] for i in np.argmax(scores, axis=1)]
                     report = classification_report(test.labels, pred, list(split.test))
                     rows.append(
                         {
@@ -281,6 +298,9 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
                             "seed": seed,
                             "test_classes": list(split.test),
                             **report,
+                            "retrieval": retrieval_both_ways(
+                                scores, test.labels, test_classes.names
+                            ),
                         }
                     )
                     predictions += [
@@ -322,6 +342,7 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
         knowledge={
             "generator": generator_config,
             "text_encoder": exp.encoder(config.text_encoder).config(),
+            "method_text_encoders": {n: exp.encoder(n).config() for n in sorted(exp._classes)},
         },
         encoders={n: exp.encoder(n).config() for n in sorted(needs)},
         features={
@@ -335,6 +356,18 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
         selection=fit_logs,
     )
     return results
+
+
+def retrieval_both_ways(
+    scores: np.ndarray, clip_labels: list[str], class_names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Retrieval metrics of one clip × class score matrix: text→audio (each class text queries
+    the clips; every clip of that class is relevant) and audio→text (each clip queries the
+    class texts; its own class is relevant)."""
+    return {
+        "text_to_audio": retrieval_report(scores.T, class_relevance(class_names, clip_labels)),
+        "audio_to_text": retrieval_report(scores, class_relevance(clip_labels, class_names)),
+    }
 
 
 def _chance(splits: list[Split], labels: np.ndarray) -> dict[str, float]:

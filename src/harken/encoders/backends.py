@@ -3,8 +3,10 @@
 from harken.encoders import (  # noqa: F401
     aisfx,
     ast,
+    clap,
     hf,
     minilm,
+    msclap,
     sbert,
     yamnet,
 )

@@ -173,6 +173,14 @@ def _resolve(templates: str | Sequence[str]) -> tuple[str, tuple[str, ...]]:
         return "custom", tuple(templates)
     if templates in TEMPLATE_SETS:
         return templates, TEMPLATE_SETS[templates]
+    if "{" in templates:  # one literal template, e.g. "this is a sound of {}."
+        return "custom", (templates,)
+    if templates.endswith(".txt"):
+        try:
+            lines = Path(templates).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError as e:
+            raise DataError(f"template file {templates} does not exist") from e
+        return Path(templates).name, tuple(t.strip() for t in lines if t.strip())
     file, _, key = templates.partition("#")
     if file.endswith(".json"):
         return f"{Path(file).name}#{key}" if key else Path(file).name, load_templates(
@@ -180,7 +188,8 @@ def _resolve(templates: str | Sequence[str]) -> tuple[str, tuple[str, ...]]:
         )
     raise ConfigError(
         f"unknown template set {templates!r}; choose one of: {', '.join(TEMPLATE_SETS)}, "
-        "or give a JSON file as 'path/to/templates.json#key'"
+        "a JSON file as 'path/to/templates.json#key', a .txt file with one template per line, "
+        "or one template with {} for the label"
     )
 
 
@@ -189,7 +198,8 @@ class TemplateGenerator:
 
     Args:
         templates: A set name from :data:`TEMPLATE_SETS`, a JSON file as
-            ``"path/to/prompt_templates.json#key"`` (see :func:`load_templates`), or a list of
+            ``"path/to/prompt_templates.json#key"`` (see :func:`load_templates`), a ``.txt`` file
+            with one template per line, one literal template holding ``{}``, or a list of
             templates.
         humanize_labels: Run :func:`humanize` on each item before filling it in.
         spec: Registry spec (``"template:<templates>"``); overrides ``templates``.

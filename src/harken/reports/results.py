@@ -7,9 +7,20 @@ from harken.metrics.classification import mean_std
 METRICS = ("UA", "WA", "UP")
 
 
+RETRIEVAL = ("R@1", "R@5", "R@10", "mAP@10", "mean_rank", "median_rank")
+DIRECTIONS = ("text_to_audio", "audio_to_text")
+
+
 def summarise(folds: list[dict]) -> dict:
-    """``{"UA": {"mean", "std"}, "WA": ..., "UP": ..., "folds": folds}`` over fold×seed rows."""
-    return {**{m: mean_std([f[m] for f in folds]) for m in METRICS}, "folds": folds}
+    """``{"UA": {"mean", "std"}, "WA": ..., "UP": ..., "folds": folds}`` over fold×seed rows,
+    plus ``"retrieval": {direction: {metric: {"mean", "std"}}}`` when the rows carry it."""
+    out = {**{m: mean_std([f[m] for f in folds]) for m in METRICS}, "folds": folds}
+    if folds and all("retrieval" in f for f in folds):
+        out["retrieval"] = {
+            d: {m: mean_std([f["retrieval"][d][m] for f in folds]) for m in RETRIEVAL}
+            for d in DIRECTIONS
+        }
+    return out
 
 
 def results_markdown(results: dict) -> str:
@@ -21,6 +32,19 @@ def results_markdown(results: dict) -> str:
     for name, r in results["methods"].items():
         cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    with_retrieval = {n: r for n, r in results["methods"].items() if "retrieval" in r}
+    if with_retrieval:
+        lines += [
+            "",
+            "Retrieval on the same test clips (class texts ↔ clips), mean over folds × seeds:",
+            "",
+            "| method | direction | " + " | ".join(RETRIEVAL) + " |",
+            "|---|---|" + "---|" * len(RETRIEVAL),
+        ]
+        for name, r in with_retrieval.items():
+            for d in DIRECTIONS:
+                cells = [f"{r['retrieval'][d][m]['mean']:.3f}" for m in RETRIEVAL]
+                lines.append(f"| {name} | {d.replace('_', ' ')} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Folds × seeds per method: "
