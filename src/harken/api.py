@@ -24,7 +24,7 @@ from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts
 from harken.knowledge.templates import TemplateGenerator
 from harken.methods.base import Batch, Classes, get_method
-from harken.methods.joint import get_joint_space, l2_normalize
+from harken.methods.joint import JointSpace, get_joint_space, l2_normalize
 from harken.methods.zeroshot import ZeroShot
 from harken.store.atomic import atomic_save_npy
 from harken.store.features import FeatureStore, encode_clips
@@ -43,8 +43,8 @@ def run(config: str | Path | ExperimentConfig, out: str | Path, **overrides) -> 
 
 def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, ExperimentConfig]:
     """The Kitchen20 demo: ``kfold`` (5 class-disjoint folds × 4 test / 3 dev / 13 train classes,
-    every class tested once, all methods, 3 seeds) and ``all-classes`` (training-free methods,
-    all 20 classes as candidates)."""
+    every class tested once; ``linear``, ``contrastive``, ``conse``, ``bridge``; 3 seeds) and
+    ``all-classes`` (training-free methods, all 20 classes as candidates)."""
     data_dir = data_dir or os.environ.get("HARKEN_DATA_DIR")
     common = {"dataset": "kitchen20", "data_dir": data_dir, **overrides}
     return {
@@ -53,7 +53,7 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
             folds=5,
             n_test=4,
             n_dev=3,
-            methods=["linear", "conse", "bridge"],
+            methods=["linear", "contrastive", "conse", "bridge"],
             seeds=[0, 1, 2],
             **common,
         ),
@@ -184,6 +184,18 @@ def _generator(templates: str | Sequence[str] | None, settings: dict):
     return CachedGenerator(get_generator(settings["generator"], **settings["generator_options"]))
 
 
+_SPACES: dict[tuple, JointSpace] = {}
+
+
+def joint_space(spec: str = "bridge", **options) -> JointSpace:
+    """A joint space, built once per process and argument set (models stay loaded between
+    ``predict`` / ``search`` calls, as a pipeline object would keep them)."""
+    key = (spec, tuple(sorted(options.items())))
+    if key not in _SPACES:
+        _SPACES[key] = get_joint_space(spec, **options)
+    return _SPACES[key]
+
+
 def zero_shot_classifier(
     backend: str = "bridge", model: str | Path | None = None, multi_label: bool = False
 ) -> tuple[ZeroShot, dict]:
@@ -193,11 +205,11 @@ def zero_shot_classifier(
     if model is not None:
         if backend != "bridge":
             raise ConfigError("--model takes its scorer from the run folder; drop --backend")
-        space = get_joint_space(
+        space = joint_space(
             "bridge", tagger=s["tagger"], text=s["text_encoder"], **s["space_options"]
         )
         return ZeroShot(space, activation), s
-    return ZeroShot(backend, activation), s
+    return ZeroShot(joint_space(backend), activation), s
 
 
 def predict(
@@ -295,7 +307,7 @@ def index(
         if not Path(clip.audio_path).exists():
             raise DataError(f"{clip.audio_path}: file not found")
         _check_size(clip.audio_path)
-    space = get_joint_space(backend)
+    space = joint_space(backend)
     store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
     features = store.get("files", space.audio_encoder, clips)
     vectors = space.audio_vectors(features)
@@ -333,7 +345,7 @@ def search(
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, not {top_k}")
     idx = EmbeddingIndex.load(Path(index_dir))
-    space = get_joint_space(idx.meta["space"])
+    space = joint_space(idx.meta["space"])
     if space.config() != idx.meta["space_config"]:
         raise ConfigError(
             f"{index_dir}: built with a different model configuration than "

@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "embed",
         help="embed audio files with an encoder into a .npy file",
         description="Write float32 [N, D] embeddings, one row per input file in "
-        "input order. Encoders: yamnet, aisfx, ast, hf:<id or folder>.",
+        "input order. Encoders: yamnet, aisfx, ast, hf:<id or folder>, "
+        "clap[:<id or folder>], msclap[:<2023 or weights.pth>].",
     )
     p.add_argument("audio", nargs="+", help="audio/video files or folders")
     p.add_argument("--encoder", default="yamnet", help="encoder name (default: yamnet)")

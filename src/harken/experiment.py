@@ -281,6 +281,7 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
                     )
                 for seed in seeds:
                     method = exp.make_method(name, label_space)
+                    method.n_candidates = len(split.test)
                     log = method.fit(
                         train,
                         method_classes.subset(list(split.train)) if train else None,

@@ -25,6 +25,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+#: Models under this many parameters train on one intra-op thread (see :func:`fit`).
+SMALL_MODEL_PARAMS = 5_000_000
+
+
 @dataclass
 class TrainConfig:
     """Optimiser settings (defaults: Gebhard et al. 2024 §3.2 — Adam, lr 1e-4, batch 16, 30 ep)."""
@@ -60,6 +64,18 @@ def fit(
     Returns:
         ``{"best_epoch", "best_dev", "dev_curve", "loss_curve"}``.
     """
+    threads = torch.get_num_threads()
+    if sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+        # Small heads: intra-op threads only add synchronisation (measured 7× slower with 2
+        # threads than with 1 on a shared 2-core machine); results do not change.
+        torch.set_num_threads(1)
+    try:
+        return _fit(model, loss_fn, x, y, config, seed, evaluate_dev, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model, loss_fn, x, y, config, seed, evaluate_dev, progress) -> dict:
     gen = seed_everything(seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_state, best_score, best_epoch = None, -np.inf, config.epochs

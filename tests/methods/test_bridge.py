@@ -109,3 +109,29 @@ def test_config_records_the_grid():
     config = Bridge(LABEL_SPACE, grid={"top_t": (1, 3)}).config()
     assert config["grid"] == {"top_t": [1, 3]}
     assert config["top_t"] == 50
+
+
+def test_episode_ua_against_a_hand_computation():
+    from harken.methods.bridge import episode_ua
+
+    names = ["a", "b", "c"]
+    labels = ["a", "a", "b", "c"]
+    # clip 0 → a, clip 1 → c (b second), clip 2 → a over b, clip 3 → c
+    scores = np.array([[3.0, 1, 0], [0, 2, 3], [2, 1, 0], [0, 1, 2]])
+    # all three classes: recalls a ½, b 0, c 1 → ½
+    assert episode_ua(scores, labels, names, [np.arange(3)]) == pytest.approx(0.5)
+    # {a, b}: clip 1 → b (wrong), clip 2 → a (wrong) … recalls a ½, b 0 → ¼
+    # {b, c}: clip 2 → b ✓, clip 3 → c ✓ → 1
+    got = episode_ua(scores, labels, names, [np.array([0, 1]), np.array([1, 2])])
+    assert got == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_selection_runs_on_episodes_the_size_of_the_test_task():
+    bridge = Bridge(LABEL_SPACE, grid=TWO_THRESHOLDS, episodes=20)
+    bridge.n_candidates = 2  # as the experiment sets it: test clips have 2 candidates
+    classes = Classes(["a", "b", "c"], np.eye(3))
+    batch = Batch({"yamnet": np.tile([[0.5, 0.3, 0.2]], (3, 1))}, ["a", "b", "c"])
+    log = bridge.fit(None, None, batch, classes)
+    assert log["selected_on"] == "train+dev classes, 20 × 2-way episodes"
+    bridge.n_candidates = None
+    assert "1 × 3-way" in bridge.fit(None, None, batch, classes)["selected_on"]

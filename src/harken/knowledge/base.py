@@ -82,4 +82,4 @@ def check_items(items: Sequence[str], what: str = "item") -> list[str]:
 
 def _import_backends() -> None:
     """Import generator modules so they register themselves (one line per backend)."""
-    from harken.knowledge import local_llm, openai_compat, templates  # noqa: F401
+    from harken.knowledge import local_llm, openai_compat, templates, written  # noqa: F401

@@ -85,6 +85,10 @@ class Method(ABC):
     #: Whether the method bridges through a tagger's label space (then it is constructed with
     #: ``label_space=`` — the tagger's label names embedded by the knowledge text encoder).
     uses_label_space: bool = False
+    #: Candidate classes per clip at test time — a property of the protocol (e.g. 4 in a fold
+    #: with 4 test classes), never of test data; set by the experiment before ``fit`` so that
+    #: selection on seen classes can mimic the test task. None: unknown.
+    n_candidates: int | None = None
 
     def fit(
         self,

@@ -4,7 +4,10 @@ ConSE (:mod:`harken.methods.conse`) adds ``p_t · cos(s_t, e_c)`` over the tagge
 many generic labels a tagger always fires on ("Inside, small room", "Silence", "Vehicle") have
 weak but non-zero similarity to every action name and blur the ranking. ``bridge`` keeps only
 the *confident* part of each similarity, ``φ(s) = max(s − δ, 0)^γ``, and picks ``(T, δ, γ)``
-from a small grid by UA on each fold's non-test classes (dev ∪ train, never test classes). Without
+from a small grid by UA on each fold's non-test classes (dev ∪ train, never test classes). When the
+protocol says how many candidates a test clip has (``n_candidates``, e.g. 4), the selection UA is
+the mean over ``episodes`` random subsets of that many non-test classes (seeded), so the choice
+is made on the same kind of task as the test (4-way), not a harder 16-way one. Without
 those (training-free use: ``harken predict``, the all-classes protocol) it uses the defaults
 below, which were fixed a priori (δ=0.3, γ=2, T=50), not tuned on any test split.
 """
@@ -30,6 +33,7 @@ class Bridge(ConSE):
         tagger: Feature name of the tagger's posteriors.
         top_t, sim_threshold, sim_power: Defaults used when no seen/dev classes are given.
         grid: Candidate values searched on the non-test classes.
+        episodes: Random ``n_candidates``-class subsets averaged by the selection.
     """
 
     name = "bridge"
@@ -42,9 +46,11 @@ class Bridge(ConSE):
         sim_threshold: float = 0.3,
         sim_power: float = 2.0,
         grid: dict | None = None,
+        episodes: int = 300,
     ) -> None:
         super().__init__(label_space, tagger, top_t, sim_threshold, sim_power)
         self.grid = dict(DEFAULT_GRID if grid is None else grid)
+        self.episodes = episodes
 
     def fit(self, train, train_classes, dev, dev_classes, seed: int = 0) -> dict:
         """Pick ``(T, δ, γ)`` by UA on the fold's non-test classes.
@@ -73,19 +79,55 @@ class Bridge(ConSE):
             "sim_threshold": self.sim_threshold,
             "sim_power": self.sim_power,
         }
+        subsets = self._episodes(len(names))
         for values in itertools.product(*(self.grid[k] for k in keys)):
             params = dict(zip(keys, values, strict=True))
             candidate = ConSE(self.label_space, self.tagger, **{**fixed, **params})
-            ua = unweighted_accuracy(batch.labels, candidate.predict(batch, pool))
+            ua = episode_ua(candidate.score(batch, pool), batch.labels, names, subsets)
             if best is None or ua > best[0] + 1e-12:
                 best = (ua, params)
         assert best is not None
         for k, v in best[1].items():
             setattr(self, k, v)
-        return {"selected_on": "train+dev classes", "selection_UA": best[0], **best[1]}
+        way = len(subsets[0])
+        return {
+            "selected_on": f"train+dev classes, {len(subsets)} × {way}-way episodes",
+            "selection_UA": best[0],
+            **best[1],
+        }
+
+    def _episodes(self, n_classes: int) -> list[np.ndarray]:
+        """Class-index subsets the selection averages over (one subset: all classes)."""
+        way = self.n_candidates
+        if way is None or way >= n_classes or way < 2:
+            return [np.arange(n_classes)]
+        rng = np.random.default_rng(0)
+        return [np.sort(rng.choice(n_classes, way, replace=False)) for _ in range(self.episodes)]
 
     def config(self) -> dict:
-        return {**super().config(), "grid": {k: list(v) for k, v in self.grid.items()}}
+        return {
+            **super().config(),
+            "grid": {k: list(v) for k, v in self.grid.items()},
+            "episodes": self.episodes,
+        }
+
+
+def episode_ua(
+    scores: np.ndarray, labels: list[str], names: list[str], subsets: list[np.ndarray]
+) -> float:
+    """Mean UA over episodes: for each class subset, the clips of those classes are classified
+    among those classes only (``argmax`` of their score columns).
+
+    ``UA_episode = (1/|S|) Σ_{c∈S} recall_c``; the result is the mean over episodes.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    y = np.array([index[label] for label in labels])
+    out = []
+    for sub in subsets:
+        mask = np.isin(y, sub)
+        pred = sub[np.argmax(scores[mask][:, sub], axis=1)]
+        out.append(unweighted_accuracy(y[mask].tolist(), pred.tolist()))
+    return float(np.mean(out))
 
 
 @METHODS.register("bridge")
