@@ -55,6 +55,9 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
             n_dev=3,
             methods=["linear", "contrastive", "conse", "bridge"],
             seeds=[0, 1, 2],
+            # the prompt ensemble (default knowledge of every method) and written sound
+            # descriptions; bridge picks one per fold on the non-test classes
+            generator=["template:harken", "descriptions:kitchen20"],
             **common,
         ),
         "all-classes": ExperimentConfig(
@@ -157,10 +160,13 @@ def _model_settings(model_dir: str | Path | None) -> dict:
         for k, v in free[best]["config"].items()
         if k in ("top_t", "sim_threshold", "sim_power")
     }
+    generator = config["generator"]
+    if not isinstance(generator, str):  # several knowledge sources: the one the method chose
+        generator = free[best]["config"].get("knowledge") or generator[0]
     settings.update(
         method=best,
         space_options=options,
-        generator=config["generator"],
+        generator=generator,
         generator_options=config["generator_options"],
         text_encoder=config["text_encoder"],
         tagger=config["tagger"],

@@ -49,7 +49,9 @@ class ExperimentConfig:
         dataset: Registered dataset name (``kitchen20``, ``epic100:validation``) or a CSV path.
         data_dir: Where the dataset lives (None: the reader's default / ``HARKEN_DATA_DIR``).
         target: Label column to classify (``label``, ``verb``, ``noun``, ``action``).
-        generator: Description generator (``template``, ``template:<set>``, ``llm``, ``openai``).
+        generator: Description generator (``template``, ``template:<set>``, ``llm``, ``openai``,
+            ``descriptions:<file or set>``), or a list of them: the first is the default class
+            knowledge, and ``bridge`` picks among them per fold on non-test classes.
         generator_options: Keyword arguments of the generator.
         per_narration: Describe each clip's narration (Gebhard §3) instead of class names.
         text_encoder: Text encoder of the class knowledge.
@@ -69,7 +71,7 @@ class ExperimentConfig:
     dataset: str = "kitchen20"
     data_dir: str | None = None
     target: str = "label"
-    generator: str = "template:harken"
+    generator: str | list[str] = "template:harken"
     generator_options: dict = field(default_factory=dict)
     per_narration: bool = False
     text_encoder: str = "minilm"
@@ -182,9 +184,19 @@ class Experiment:
         return self._classes[name]
 
     def knowledge(self, manifest: Manifest) -> tuple[Classes, dict[str, list[str]], dict]:
+        """Class embeddings from the knowledge generator(s).
+
+        With several generators (``generator = ["template:harken", "descriptions:kitchen20"]``)
+        the first one gives ``Classes.embeddings`` and every one an entry of
+        ``Classes.alternatives``, which methods that select on non-test classes (``bridge``)
+        choose among per fold. Returns the classes, the texts of every generator per class,
+        and the generator config(s).
+        """
         c = self.config
+        specs = [c.generator] if isinstance(c.generator, str) else list(c.generator)
+        if not specs:
+            raise ConfigError("generator: give at least one description generator")
         with self.folder.stage("knowledge"):
-            generator = CachedGenerator(get_generator(c.generator, **c.generator_options))
             classes = manifest.classes(c.target)
             narrations = None
             if c.per_narration:
@@ -195,10 +207,24 @@ class Experiment:
                         f"none (e.g. {missing[:3]})"
                     )
                 narrations = [(clip.label(c.target), clip.narration) for clip in manifest]
-            texts = class_texts(generator, classes, narrations)
             text_encoder = self.encoder(c.text_encoder)
-            emb = class_embeddings(texts, text_encoder, classes, normalize=c.normalize_text)
-        return Classes(classes, emb), texts, generator.config()
+            texts_by: dict[str, dict[str, list[str]]] = {}
+            embeddings: dict[str, np.ndarray] = {}
+            configs = []
+            for spec in specs:
+                generator = CachedGenerator(get_generator(spec, **c.generator_options))
+                texts_by[spec] = class_texts(generator, classes, narrations)
+                embeddings[spec] = class_embeddings(
+                    texts_by[spec], text_encoder, classes, normalize=c.normalize_text
+                )
+                configs.append(generator.config())
+        self.texts_by_generator = texts_by
+        alternatives = embeddings if len(specs) > 1 else {}
+        return (
+            Classes(classes, embeddings[specs[0]], alternatives),
+            texts_by[specs[0]],
+            configs[0] if len(configs) == 1 else configs,
+        )
 
     def label_space(self) -> Classes:
         """The tagger's label names embedded with the knowledge text encoder."""
@@ -245,7 +271,10 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     exp = Experiment(config, folder)
     manifest = exp.load_data()
     all_classes, texts, generator_config = exp.knowledge(manifest)
-    export_descriptions(texts, folder.path / "descriptions.csv")
+    every_text = {
+        c: [t for by_class in exp.texts_by_generator.values() for t in by_class[c]] for c in texts
+    }
+    export_descriptions(every_text, folder.path / "descriptions.csv")
 
     # Unfitted instances tell which features and resources the methods need.
     probes = {m: exp.make_method(m, None) for m in config.methods}

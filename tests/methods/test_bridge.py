@@ -135,3 +135,19 @@ def test_selection_runs_on_episodes_the_size_of_the_test_task():
     assert log["selected_on"] == "train+dev classes, 20 × 2-way episodes"
     bridge.n_candidates = None
     assert "1 × 3-way" in bridge.fit(None, None, batch, classes)["selected_on"]
+
+
+def test_knowledge_source_is_chosen_on_non_test_classes_and_used_on_test():
+    # default knowledge swaps a and b (wrong); the "good" alternative is right
+    wrong, right = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), CLASSES.embeddings
+    seen = Classes(["a", "b"], wrong, {"bad": wrong, "good": right})
+    bridge = Bridge(LABEL_SPACE, grid=TWO_THRESHOLDS)
+    log = bridge.fit(None, None, _generic_label_batch(), seen)
+    assert log["knowledge"] == "good" and bridge.config()["knowledge"] == "good"
+    test = Classes(
+        ["b", "a"], wrong[::-1].copy(), {"bad": wrong[::-1].copy(), "good": right[::-1].copy()}
+    )
+    batch = _generic_label_batch()
+    assert _ua(bridge, batch, test) == 1.0  # scored with the chosen knowledge, in any order
+    # a bridge that never chose scores with the default (wrong) knowledge
+    assert _ua(Bridge(LABEL_SPACE, top_t=3, sim_threshold=0.5, sim_power=1.0), batch, test) == 0.0

@@ -26,10 +26,16 @@ from harken.registry import Registry
 
 @dataclass
 class Classes:
-    """Candidate classes: ``names[i]`` ↔ ``embeddings[i]``."""
+    """Candidate classes: ``names[i]`` ↔ ``embeddings[i]``.
+
+    ``alternatives`` optionally holds other knowledge embeddings of the same classes (one
+    ``[C, D]`` array per knowledge source, rows in ``names`` order), for methods that choose
+    their class knowledge on non-test classes.
+    """
 
     names: list[str]
     embeddings: np.ndarray
+    alternatives: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.embeddings):
@@ -44,7 +50,19 @@ class Classes:
         missing = [n for n in names if n not in index]
         if missing:
             raise DataError(f"no knowledge embedding for classes {missing[:5]}")
-        return Classes(list(names), self.embeddings[[index[n] for n in names]])
+        rows = [index[n] for n in names]
+        alternatives = {k: v[rows] for k, v in self.alternatives.items()}
+        return Classes(list(names), self.embeddings[rows], alternatives)
+
+    def with_knowledge(self, source: str | None) -> Classes:
+        """These classes embedded by the knowledge ``source`` (None: the default)."""
+        if source is None:
+            return self
+        if source not in self.alternatives:
+            raise DataError(
+                f"no {source!r} knowledge for these classes; have {sorted(self.alternatives)}"
+            )
+        return Classes(list(self.names), self.alternatives[source], dict(self.alternatives))
 
 
 @dataclass

@@ -7,7 +7,9 @@ the *confident* part of each similarity, ``φ(s) = max(s − δ, 0)^γ``, and pi
 from a small grid by UA on each fold's non-test classes (dev ∪ train, never test classes). When the
 protocol says how many candidates a test clip has (``n_candidates``, e.g. 4), the selection UA is
 the mean over ``episodes`` random subsets of that many non-test classes (seeded), so the choice
-is made on the same kind of task as the test (4-way), not a harder 16-way one. Without
+is made on the same kind of task as the test (4-way), not a harder 16-way one. When the run has
+several knowledge sources (``Classes.alternatives``, e.g. a prompt ensemble and written
+descriptions), the source is one more dimension of that grid. Without
 those (training-free use: ``harken predict``, the all-classes protocol) it uses the defaults
 below, which were fixed a priori (δ=0.3, γ=2, T=50), not tuned on any test split.
 """
@@ -51,6 +53,8 @@ class Bridge(ConSE):
         super().__init__(label_space, tagger, top_t, sim_threshold, sim_power)
         self.grid = dict(DEFAULT_GRID if grid is None else grid)
         self.episodes = episodes
+        #: Knowledge source picked by :meth:`fit` among ``Classes.alternatives`` (None: default).
+        self.knowledge: str | None = None
 
     def fit(self, train, train_classes, dev, dev_classes, seed: int = 0) -> dict:
         """Pick ``(T, δ, γ)`` by UA on the fold's non-test classes.
@@ -66,13 +70,17 @@ class Bridge(ConSE):
         if not parts or sum(len(c.names) for _, c in parts) < 2:
             return {"selected_on": "defaults"}
         names = [n for _, c in parts for n in c.names]
-        pool = Classes(names, np.concatenate([c.embeddings for _, c in parts]))
+        sources = sorted(set.intersection(*(set(c.alternatives) for _, c in parts)))
+        pool = Classes(
+            names,
+            np.concatenate([c.embeddings for _, c in parts]),
+            {k: np.concatenate([c.alternatives[k] for _, c in parts]) for k in sources},
+        )
         features = {
             k: np.concatenate([b.features[k] for b, _ in parts]) for k in parts[0][0].features
         }
         batch = Batch(features, [y for b, _ in parts for y in b.labels])
         best: tuple[float, dict] | None = None
-        keys = list(self.grid)
         # settings the grid leaves out keep this method's values (not ConSE's defaults)
         fixed = {
             "top_t": self.top_t,
@@ -80,12 +88,15 @@ class Bridge(ConSE):
             "sim_power": self.sim_power,
         }
         subsets = self._episodes(len(names))
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            params = dict(zip(keys, values, strict=True))
+        grid = {"knowledge": sources or [None], **self.grid}
+        for values in itertools.product(*grid.values()):
+            params = dict(zip(grid, values, strict=True))
+            knowledge = params.pop("knowledge")
             candidate = ConSE(self.label_space, self.tagger, **{**fixed, **params})
-            ua = episode_ua(candidate.score(batch, pool), batch.labels, names, subsets)
+            scores = candidate.score(batch, pool.with_knowledge(knowledge))
+            ua = episode_ua(scores, batch.labels, names, subsets)
             if best is None or ua > best[0] + 1e-12:
-                best = (ua, params)
+                best = (ua, {"knowledge": knowledge, **params})
         assert best is not None
         for k, v in best[1].items():
             setattr(self, k, v)
@@ -95,6 +106,11 @@ class Bridge(ConSE):
             "selection_UA": best[0],
             **best[1],
         }
+
+    def score(self, batch: Batch, classes: Classes) -> np.ndarray:
+        """ConSE scores with the class knowledge chosen by :meth:`fit` (if several exist)."""
+        use = self.knowledge if self.knowledge in classes.alternatives else None
+        return super().score(batch, classes.with_knowledge(use))
 
     def _episodes(self, n_classes: int) -> list[np.ndarray]:
         """Class-index subsets the selection averages over (one subset: all classes)."""
@@ -109,6 +125,7 @@ class Bridge(ConSE):
             **super().config(),
             "grid": {k: list(v) for k, v in self.grid.items()},
             "episodes": self.episodes,
+            "knowledge": self.knowledge,
         }
 
 
