@@ -140,3 +140,27 @@ def get_method(name: str, **kwargs) -> Method:
     from harken.methods import catalog  # noqa: F401  (registers the built-in methods)
 
     return METHODS.create(name, **kwargs)
+
+
+class StandardizedInputs:
+    """Mixin of trainable heads: concatenates ``self.features`` and standardises them with the
+    mean/std of the *training* clips only (dev and test clips never shape the statistics)."""
+
+    features: tuple[str, ...] = ()
+    _mean: np.ndarray | None = None
+    _std: np.ndarray | None = None
+
+    def _fit_inputs(self, train: Batch) -> np.ndarray:
+        """Learn the statistics from ``train``; returns its raw concatenated features."""
+        x = np.concatenate([train.get(f) for f in self.features], axis=1)
+        self._mean, self._std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        return x
+
+    def _inputs(self, batch: Batch):
+        """Standardised float32 tensor ``[N, D]`` of ``batch``'s features."""
+        import torch
+
+        if self._mean is None or self._std is None:
+            raise RuntimeError(f"{type(self).__name__}: fit() must run before scoring")
+        x = np.concatenate([batch.get(f) for f in self.features], axis=1)
+        return torch.from_numpy(((x - self._mean) / self._std).astype(np.float32))

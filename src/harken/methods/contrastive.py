@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harken.methods.base import METHODS, Batch, Classes, Method
+from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
 from harken.metrics.classification import unweighted_accuracy
 from harken.train import TrainConfig, fit
 
@@ -103,7 +103,7 @@ class ContrastiveHeads(torch.nn.Module):
         return F.normalize(self.text(t), dim=-1)
 
 
-class Contrastive(Method):
+class Contrastive(StandardizedInputs, Method):
     """Contrastively trained projection heads over frozen audio and text embeddings.
 
     Args:
@@ -132,17 +132,9 @@ class Contrastive(Method):
         self.dropout = dropout
         self.train_config = TrainConfig(epochs, lr, batch_size, weight_decay)
         self.model: ContrastiveHeads | None = None
-        self._mean: np.ndarray | None = None
-        self._std: np.ndarray | None = None
-
-    def _inputs(self, batch: Batch) -> torch.Tensor:
-        x = np.concatenate([batch.get(f) for f in self.features], axis=1)
-        assert self._mean is not None and self._std is not None, "call fit() first"
-        return torch.from_numpy(((x - self._mean) / self._std).astype(np.float32))
 
     def fit(self, train, train_classes, dev, dev_classes, seed: int = 0) -> dict:
-        x = np.concatenate([train.get(f) for f in self.features], axis=1)
-        self._mean, self._std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        x = self._fit_inputs(train)
         index = {n: i for i, n in enumerate(train_classes.names)}
         y = torch.tensor([index[label] for label in train.labels])
         texts = torch.from_numpy(train_classes.embeddings.astype(np.float32))

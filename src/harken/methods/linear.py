@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from harken.methods.base import METHODS, Batch, Classes, Method
+from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
 from harken.metrics.classification import unweighted_accuracy
 from harken.registry import Registry
 from harken.train import TrainConfig, fit
@@ -69,7 +69,7 @@ def ranking_hinge_loss(scores: torch.Tensor, y: torch.Tensor, margin: float = 1.
     return (weight * violations.sum(dim=1)).mean()
 
 
-class LinearProjection(Method):
+class LinearProjection(StandardizedInputs, Method):
     """Gebhard et al. (2024) linear projection + dot-product compatibility.
 
     Args:
@@ -98,18 +98,9 @@ class LinearProjection(Method):
         self.margin = margin
         self.train_config = TrainConfig(epochs, lr, batch_size, weight_decay)
         self.model: torch.nn.Linear | None = None
-        self._mean: np.ndarray | None = None
-        self._std: np.ndarray | None = None
-
-    def _inputs(self, batch: Batch) -> torch.Tensor:
-        x = np.concatenate([batch.get(f) for f in self.features], axis=1)
-        assert self._mean is not None and self._std is not None, "call fit() first"
-        return torch.from_numpy(((x - self._mean) / self._std).astype(np.float32))
 
     def fit(self, train, train_classes, dev, dev_classes, seed: int = 0) -> dict:
-        x = np.concatenate([train.get(f) for f in self.features], axis=1)
-        self._mean = x.mean(axis=0)
-        self._std = x.std(axis=0) + 1e-6
+        x = self._fit_inputs(train)
         index = {n: i for i, n in enumerate(train_classes.names)}
         y = torch.tensor([index[label] for label in train.labels])
         emb = torch.from_numpy(train_classes.embeddings.astype(np.float32))
