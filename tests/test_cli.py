@@ -256,7 +256,7 @@ def test_audio_search_finds_the_clip_itself_first(index_dir, small_csv, capsys):
     assert len(hits) == 3
 
 
-def test_index_is_reused_and_manifested(index_dir):
+def test_index_header_records_the_space_and_count(index_dir):
     header = json.loads((index_dir / "index.json").read_text())
     assert header["meta"]["space"] == "bridge"
     assert header["meta"]["space_config"]["audio"]["name"] == "yamnet"

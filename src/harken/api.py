@@ -24,7 +24,8 @@ from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts
 from harken.knowledge.templates import TemplateGenerator
 from harken.methods.base import Batch, Classes, get_method
-from harken.methods.joint import JointSpace, get_joint_space, l2_normalize
+from harken.methods.conse import l2_normalize
+from harken.methods.joint import JointSpace, get_joint_space
 from harken.methods.zeroshot import ZeroShot
 from harken.store.atomic import atomic_save_npy
 from harken.store.features import FeatureStore, encode_clips

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harken.errors import ConfigError
-from harken.methods.conse import conse_scores
-from harken.methods.joint import BridgeSpace, get_joint_space, l2_normalize, sigmoid, softmax
+from harken.methods.conse import conse_scores, l2_normalize
+from harken.methods.joint import BridgeSpace, get_joint_space, sigmoid, softmax
 
 
 class FakeTagger:

@@ -42,19 +42,36 @@ def conse_scores(
         sim_threshold: ``δ``.
         sim_power: ``γ``.
     """
-    sims = _unit(label_embeddings) @ _unit(class_embeddings).T  # [K, C]
-    phi = np.maximum(sims - sim_threshold, 0.0) ** sim_power
-    k = posteriors.shape[1]
-    t = min(max(1, top_t), k)
-    top = np.argpartition(-posteriors, t - 1, axis=1)[:, :t]
-    weights = np.take_along_axis(posteriors, top, axis=1)  # [N, T]
-    scores = np.einsum("nt,ntc->nc", weights, phi[top])
-    return (scores / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    weights = top_t_weights(posteriors, top_t)
+    phi = label_affinity(label_embeddings, class_embeddings, sim_threshold, sim_power)
+    return (weights @ phi).astype(np.float32)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def top_t_weights(posteriors: np.ndarray, top_t: int) -> np.ndarray:
+    """``[N, K]``: each clip's top-``T`` posteriors divided by their sum, zero elsewhere."""
+    p = np.asarray(posteriors, dtype=np.float64)
+    t = min(max(1, top_t), p.shape[1])
+    top = np.argpartition(-p, t - 1, axis=1)[:, :t]
+    out = np.zeros_like(p)
+    np.put_along_axis(out, top, np.take_along_axis(p, top, axis=1), axis=1)
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+
+
+def label_affinity(
+    label_embeddings: np.ndarray,
+    text_embeddings: np.ndarray,
+    sim_threshold: float,
+    sim_power: float,
+) -> np.ndarray:
+    """``[K, C]``: ``φ(cos(s_k, e_c)) = max(cos − δ, 0)^γ`` of tagger labels and texts."""
+    sims = l2_normalize(label_embeddings) @ l2_normalize(text_embeddings).T
+    return np.maximum(sims - sim_threshold, 0.0) ** sim_power
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm (zero rows stay zero), float64."""
     x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class ConSE(Method):

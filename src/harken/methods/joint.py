@@ -24,31 +24,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
+import scipy.special
 
 from harken.encoders.base import Encoder, get_encoder
+from harken.methods.conse import l2_normalize, label_affinity, top_t_weights
 from harken.registry import Registry
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise ``exp(z_c) / Σ_c' exp(z_c')`` (single-label class probabilities)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Element-wise ``1 / (1 + exp(−z))`` (independent multi-label probabilities)."""
-    z = np.asarray(logits, dtype=np.float64)
-    return np.where(
-        z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z)))
-    )
+    return scipy.special.expit(np.asarray(logits, dtype=np.float64))
 
 
 class JointSpace(ABC):
@@ -133,23 +123,20 @@ class BridgeSpace(JointSpace):
         self._labels: np.ndarray | None = None
 
     def label_embeddings(self) -> np.ndarray:
-        """``[K, D_text]`` unit embeddings of the tagger's label names."""
+        """``[K, D_text]`` text embeddings of the tagger's label names (computed once)."""
         if self._labels is None:
             names = list(self.audio_encoder.class_names)
-            self._labels = l2_normalize(self.text_encoder.embed(names))
+            self._labels = np.asarray(self.text_encoder.embed(names), dtype=np.float64)
         return self._labels
 
     def audio_vectors(self, features: np.ndarray) -> np.ndarray:
-        p = np.asarray(features, dtype=np.float64)
-        t = min(max(1, self.top_t), p.shape[1])
-        top = np.argpartition(-p, t - 1, axis=1)[:, :t]
-        out = np.zeros_like(p)
-        np.put_along_axis(out, top, np.take_along_axis(p, top, axis=1), axis=1)
-        return (out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return top_t_weights(features, self.top_t).astype(np.float32)
 
     def text_vectors(self, text_embeddings: np.ndarray) -> np.ndarray:
-        sims = l2_normalize(text_embeddings) @ self.label_embeddings().T  # [Q, K]
-        return (np.maximum(sims - self.sim_threshold, 0.0) ** self.sim_power).astype(np.float32)
+        phi = label_affinity(
+            self.label_embeddings(), text_embeddings, self.sim_threshold, self.sim_power
+        )
+        return phi.T.astype(np.float32)
 
     def config(self) -> dict:
         return {
