@@ -103,3 +103,36 @@ def test_seed_everything_seeds_torch_and_returns_a_generator():
     gen = seed_everything(3)
     assert torch.equal(first[0], torch.rand(2))
     assert torch.equal(first[1], torch.randperm(10, generator=gen))
+
+
+def _lr_log(model_fit_config, scores):
+    """Run ``fit`` with a scripted dev score sequence; returns the log."""
+    it = iter(scores)
+    model = _model()
+    x, y = _data()
+    return fit(model, _mse, x, y, model_fit_config, 0, lambda m: next(it))
+
+
+def test_plateau_reduces_the_learning_rate_after_patience_stale_epochs():
+    config = TrainConfig(epochs=8, lr=0.05, batch_size=8, plateau_patience=3)
+    # best at epoch 2; epochs 3, 4, 5 do not improve → drop after epoch 5; 6, 7, 8 stale again
+    log = _lr_log(config, [0.1, 0.5, 0.4, 0.4, 0.3, 0.2, 0.2, 0.2])
+    assert log["lr_drops"] == [5]
+    assert log["best_epoch"] == 2
+
+
+def test_replayed_schedule_drops_at_the_same_epochs_without_dev_data():
+    config = TrainConfig(epochs=8, lr=0.05, batch_size=8, plateau_patience=3)
+    replay = config.replay({"best_epoch": 6, "lr_drops": [5]})
+    assert (replay.epochs, replay.lr_drops, replay.plateau_patience) == (6, (5,), None)
+    model, x, y = _model(), *_data()
+    log = fit(model, _mse, x, y, replay, 0)
+    assert log["lr_drops"] == [5] and log["best_epoch"] == 6
+
+
+def test_a_trailing_batch_of_one_clip_is_skipped_for_batch_norm():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2)
+    )
+    x, y = _data()  # 40 clips, batch 13 → 13, 13, 13, 1
+    fit(model, _mse, x, y, TrainConfig(epochs=1, lr=0.01, batch_size=13), 0)

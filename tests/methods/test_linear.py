@@ -110,13 +110,39 @@ def test_learns_seen_classes_and_generalises_to_unseen_ones(fitted, problem):
 def test_fit_log_reports_the_best_dev_epoch(fitted, problem):
     model, log = fitted
     assert 1 <= log["best_epoch"] <= 12
-    assert 0.0 <= log["dev_UA"] <= 1.0
-    assert log["dev_UA"] == pytest.approx(_ua(model, problem.dev, problem.dev_classes))
+    assert 0.0 <= log["dev_score"] <= 1.0
+    assert log["dev_score"] == pytest.approx(_ua(model, problem.dev, problem.dev_classes))
 
 
 def test_fit_without_dev_keeps_the_last_epoch(problem):
     log = _linear(epochs=3).fit(problem.train, problem.train_classes, None, None)
-    assert log == {"best_epoch": 3, "dev_UA": None}
+    assert log == {"best_epoch": 3, "dev_score": None, "lr_drops": []}
+
+
+def test_a_protocol_criterion_replaces_dev_ua(problem):
+    method = _linear(epochs=4)
+    seen = []
+
+    def criterion(scores, labels, names):
+        seen.append((scores.shape, tuple(names)))
+        return -len(seen)  # strictly worse every epoch: the first epoch must be kept
+
+    method.criterion = criterion
+    log = method.fit(problem.train, problem.train_classes, problem.dev, problem.dev_classes)
+    assert log["best_epoch"] == 1 and log["dev_score"] == -1
+    assert (
+        seen
+        == [((len(problem.dev), len(problem.dev_classes.names)), tuple(problem.dev_classes.names))]
+        * 4
+    )
+
+
+def test_replay_trains_the_logged_epochs_with_the_logged_lr_drops(problem):
+    method = _linear(epochs=30)
+    method.replay({"best_epoch": 5, "lr_drops": [2, 7]})
+    assert method.train_config.epochs == 5 and method.train_config.lr_drops == (2,)
+    log = method.fit(problem.train, problem.train_classes, None, None)
+    assert log["best_epoch"] == 5 and log["lr_drops"] == [2]
 
 
 def test_standardisation_uses_training_clips_only(fitted, problem):

@@ -16,6 +16,7 @@ A zero-shot method scores clips against *candidate classes it may never have see
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,10 @@ class Classes:
     names: list[str]
     embeddings: np.ndarray
     alternatives: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Optional per-text embeddings behind a knowledge source: ``members[source][i]`` is the
+    #: ``[n_i, D]`` array of the individual description embeddings of ``names[i]`` (KDA's class
+    #: knowledge distributions, Eq. 6).
+    members: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.embeddings):
@@ -52,7 +57,17 @@ class Classes:
             raise DataError(f"no knowledge embedding for classes {missing[:5]}")
         rows = [index[n] for n in names]
         alternatives = {k: v[rows] for k, v in self.alternatives.items()}
-        return Classes(list(names), self.embeddings[rows], alternatives)
+        members = {k: [v[r] for r in rows] for k, v in self.members.items()}
+        return Classes(list(names), self.embeddings[rows], alternatives, members)
+
+    def view(self, source: str) -> np.ndarray:
+        """The ``[C, D]`` embeddings of knowledge ``source`` (an ``alternatives`` key)."""
+        if source not in self.alternatives:
+            raise ConfigError(
+                f"no {source!r} class knowledge; the run provides {sorted(self.alternatives)} "
+                "(configure it under [knowledge.views])"
+            )
+        return self.alternatives[source]
 
     def with_knowledge(self, source: str | None) -> Classes:
         """These classes embedded by the knowledge ``source`` (None: the default)."""
@@ -62,7 +77,9 @@ class Classes:
             raise DataError(
                 f"no {source!r} knowledge for these classes; have {sorted(self.alternatives)}"
             )
-        return Classes(list(self.names), self.alternatives[source], dict(self.alternatives))
+        return Classes(
+            list(self.names), self.alternatives[source], dict(self.alternatives), self.members
+        )
 
 
 @dataclass
@@ -107,6 +124,24 @@ class Method(ABC):
     #: with 4 test classes), never of test data; set by the experiment before ``fit`` so that
     #: selection on seen classes can mimic the test task. None: unknown.
     n_candidates: int | None = None
+    #: How ``fit`` ranks epochs/hyperparameters on its dev clips:
+    #: ``criterion(scores [N, C], labels, class_names) -> float`` (higher is better). A protocol
+    #: sets it — the GZSL protocol uses the validation harmonic mean after calibrated stacking.
+    #: None: unweighted accuracy (the foundation's dev-class UA).
+    criterion: Callable[[np.ndarray, list[str], list[str]], float] | None = None
+
+    def dev_score(self, scores: np.ndarray, labels: list[str], names: list[str]) -> float:
+        """Selection score of dev ``scores`` (see :attr:`criterion`)."""
+        if self.criterion is not None:
+            return float(self.criterion(scores, labels, names))
+        from harken.metrics.classification import unweighted_accuracy
+
+        return unweighted_accuracy(labels, [names[i] for i in np.argmax(scores, axis=1)])
+
+    def replay(self, log: dict) -> None:
+        """Prepare a retraining stage with no dev data: reuse the choices ``fit`` logged in
+        ``log`` (the epoch count and learning-rate schedule of a trainable head). Training-free
+        methods have nothing to replay."""
 
     def fit(
         self,

@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
-from harken.metrics.classification import unweighted_accuracy
 from harken.train import TrainConfig, fit
 
 MAX_LOGIT_SCALE = 100.0
@@ -152,15 +151,20 @@ class Contrastive(StandardizedInputs, Method):
             dev_text = torch.from_numpy(dev_classes.embeddings.astype(np.float32))
 
             def evaluate(model):
-                s = (model.embed_audio(x_dev) @ model.embed_text(dev_text).T).numpy()
-                return unweighted_accuracy(dev.labels, [dev_classes.names[i] for i in s.argmax(1)])
+                a, t = model.embed_audio(x_dev), model.embed_text(dev_text)
+                s = (model.logit_scale() * a @ t.T).numpy()
+                return self.dev_score(s, dev.labels, dev_classes.names)
 
         log = fit(self.model, loss_fn, self._inputs(train), y, self.train_config, seed, evaluate)
         return {
             "best_epoch": log["best_epoch"],
-            "dev_UA": log["best_dev"],
+            "dev_score": log["best_dev"],
+            "lr_drops": log["lr_drops"],
             "logit_scale": float(self.model.logit_scale().detach()),
         }
+
+    def replay(self, log: dict) -> None:
+        self.train_config = self.train_config.replay(log)
 
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         """``[N, C]`` logits ``τ · cos(E_a(x), E_t(e_c))``."""

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
-from harken.metrics.classification import unweighted_accuracy
 from harken.registry import Registry
 from harken.train import TrainConfig, fit
 
@@ -118,11 +117,17 @@ class LinearProjection(StandardizedInputs, Method):
                 scores = (
                     model(x_dev) @ torch.from_numpy(dev_classes.embeddings.astype(np.float32)).T
                 ).numpy()
-                pred = [dev_classes.names[i] for i in scores.argmax(axis=1)]
-                return unweighted_accuracy(dev.labels, pred)
+                return self.dev_score(scores, dev.labels, dev_classes.names)
 
         log = fit(self.model, loss_fn, self._inputs(train), y, self.train_config, seed, evaluate)
-        return {"best_epoch": log["best_epoch"], "dev_UA": log["best_dev"]}
+        return {
+            "best_epoch": log["best_epoch"],
+            "dev_score": log["best_dev"],
+            "lr_drops": log["lr_drops"],
+        }
+
+    def replay(self, log: dict) -> None:
+        self.train_config = self.train_config.replay(log)
 
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         if self.model is None:
