@@ -142,6 +142,7 @@ class Method(ABC):
         """Prepare a retraining stage with no dev data: reuse the choices ``fit`` logged in
         ``log`` (the epoch count and learning-rate schedule of a trainable head). Training-free
         methods have nothing to replay."""
+        return None
 
     def fit(
         self,
