@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from harken.errors import ConfigError, DataError
 from harken.knowledge import get_generator
 from harken.knowledge.templates import (
     HARKEN_SOUND_TEMPLATES,
+    TEMPLATE_SETS,
     TemplateGenerator,
     gerund,
     humanize,
@@ -122,3 +124,15 @@ def test_bad_template_sets_and_inputs():
     with pytest.raises(ConfigError, match="empty"):
         gen.describe(["blender", " "])
     assert gen.describe([]) == []
+
+
+@pytest.mark.parametrize("dataset", ["ucf", "activitynet", "vggsound"])
+def test_clipclap_sets_are_the_published_prompts(dataset):
+    published = json.loads(CLIPCLAP.read_text())
+    script = f"get_clip_embeddings_{dataset}.py"
+    assert TEMPLATE_SETS[f"clipclap-{dataset}-video"] == tuple(
+        published[f"{script}:{dataset}_templates"]
+    )
+    assert TEMPLATE_SETS[f"clipclap-{dataset}-audio"] == tuple(
+        published[f"{script}:{dataset}_audio_templates"]
+    )

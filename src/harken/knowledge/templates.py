@@ -36,6 +36,71 @@ HARKEN_ACTION_TEMPLATES = (
     "the sound of {gerund} in a kitchen.",
     "the noise of {gerund}.",
 )
+# ClipClap-GZSL's prompt ensembles (Kurzendörfer et al. 2024, supplementary A.1/A.2; MIT-licensed
+# code at github.com/dkurzend/ClipClap-GZSL, get_clip_embeddings_<dataset>.py): CLIP ("video")
+# templates for w^v and CLAP ("audio") templates for w^a. UCF and ActivityNet share one pair.
+CLIPCLAP_ACTION_VIDEO_TEMPLATES = tuple(
+    f"a {kind} of {article} person {prep}{{}}."
+    for prep in ("", "using ", "doing ", "during ", "performing ", "practicing ")
+    for article in ("a", "the")
+    for kind in ("photo", "video", "example", "demonstration")
+)
+CLIPCLAP_ACTION_AUDIO_TEMPLATES = (
+    "a person {} can be heard.",
+    "a example of a person {} can be heard.",
+    "a demonstration of a person {} can be heard.",
+    "the person {} can be heard.",
+    "a example of the person {} can be heard.",
+    "a demonstration of the person {} can be heard.",
+    *(
+        template
+        for prep in ("using", "doing")
+        for template in (
+            f"a person {prep} {{}} can be heard.",
+            f"a example of a person {prep} {{}} can be heard.",
+            f"a demonstration of a person {prep} {{}} can be heard.",
+            f"a example of the person {prep} {{}} can be heard.",
+            f"a demonstration of the person {prep} {{}} can be heard.",
+        )
+    ),
+    "a example of a person during {} can be heard.",
+    "a demonstration of a person during {} can be heard.",
+    "a example of the person during {} can be heard.",
+    "a demonstration of the person during {} can be heard.",
+    *(
+        template
+        for prep in ("performing", "practicing")
+        for template in (
+            f"a person {prep} {{}} can be heard.",
+            f"a example of a person {prep} {{}} can be heard.",
+            f"a demonstration of a person {prep} {{}} can be heard.",
+            f"a example of the person {prep} {{}} can be heard.",
+            f"a demonstration of the person {prep} {{}} can be heard.",
+        )
+    ),
+)
+CLIPCLAP_VGGSOUND_VIDEO_TEMPLATES = (
+    "a photo of {}.",
+    "a video of {}.",
+    "a example of {}.",
+    "a demonstration of {}.",
+    "a photo of the person {}.",
+    "a video of the {}.",
+    "a example of the {}.",
+    "a demonstration of the {}.",
+)
+CLIPCLAP_VGGSOUND_AUDIO_TEMPLATES = (
+    "a {} can be heard.",
+    "a example of a {} can be heard.",
+    "a demonstration of a {} can be heard.",
+    "the {} can be heard.",
+    "a example of the {} can be heard.",
+    "a demonstration of the {} can be heard.",
+    "{} can be heard.",
+    "a example of {} can be heard.",
+    "a demonstration of {} can be heard.",
+)
+
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     # Both ensembles together: the label as a sound source and as an action being done
     # (the offline default class knowledge of `harken demo` / `harken predict`).
@@ -43,6 +108,13 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "harken-sound": HARKEN_SOUND_TEMPLATES,
     "harken-action": HARKEN_ACTION_TEMPLATES,
     "clip-single": ("a photo of a {}.",),
+    # ClipClap's ensembles (the published prompts, spelling included)
+    "clipclap-ucf-video": CLIPCLAP_ACTION_VIDEO_TEMPLATES,
+    "clipclap-ucf-audio": CLIPCLAP_ACTION_AUDIO_TEMPLATES,
+    "clipclap-activitynet-video": CLIPCLAP_ACTION_VIDEO_TEMPLATES,
+    "clipclap-activitynet-audio": CLIPCLAP_ACTION_AUDIO_TEMPLATES,
+    "clipclap-vggsound-video": CLIPCLAP_VGGSOUND_VIDEO_TEMPLATES,
+    "clipclap-vggsound-audio": CLIPCLAP_VGGSOUND_AUDIO_TEMPLATES,
     "sound-single": ("the sound of {}.",),
 }
 
