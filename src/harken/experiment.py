@@ -66,6 +66,19 @@ class ExperimentConfig:
         method_options: ``{method: {option: value}}``.
         seeds: Seeds of trainable methods (training-free methods run once per fold).
         store_dir: Feature-store folder (None: ``<cache>/features``).
+        views: Extra class-knowledge views for methods that read several text spaces
+            (ClipClap's ``clip``/``clap``, KDA's descriptions):
+            ``{name: {"generator": spec, "text_encoder": encoder}}``.
+        gzsl_split: ``protocol = "gzsl"``: a split file (JSON, as written to a run's
+            ``splits/``) to use instead of harken-made splits.
+        gzsl_splits: Number of harken-made GZSL splits (seeds ``split_seed``, +1, …).
+        n_val_unseen, n_test_unseen: Validation-unseen / test-unseen classes per GZSL split
+            (None: a quarter of the classes each).
+        held_out: Share of each seen class's clips held out (by recording group) for
+            validation and for testing.
+        calibration_grid: The calibrated-stacking grid, ``"lo:hi:steps"`` or a list (None:
+            each method's default — ClipClap's ``0:5:76`` unless the method declares a finer
+            one for small-scale scores).
     """
 
     dataset: str = "kitchen20"
@@ -90,6 +103,13 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     store_dir: str | None = None
     progress: bool = True
+    views: dict = field(default_factory=dict)
+    gzsl_split: str | None = None
+    gzsl_splits: int = 3
+    n_val_unseen: int | None = None
+    n_test_unseen: int | None = None
+    held_out: float = 0.2
+    calibration_grid: str | list[float] | None = None
 
     @classmethod
     def from_toml(cls, path: Path, **overrides) -> ExperimentConfig:
@@ -124,6 +144,9 @@ class ExperimentConfig:
         unknown = sorted(set(flat) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown config keys {unknown}; known keys: {sorted(known)}")
+        for key in ("gzsl_split", "splits_dir"):
+            if flat.get(key) and not Path(flat[key]).is_absolute():
+                flat[key] = str((Path(path).parent / flat[key]).resolve())
         if flat.get("data_dir") and not Path(flat["data_dir"]).is_absolute():
             flat["data_dir"] = str((Path(path).parent / flat["data_dir"]).resolve())
         if str(flat.get("dataset", "")).endswith(".csv"):
@@ -133,8 +156,10 @@ class ExperimentConfig:
         return cls(**flat)
 
     def validate(self) -> None:
-        if self.protocol not in ("kfold", "all-classes"):
-            raise ConfigError(f"protocol must be 'kfold' or 'all-classes', not {self.protocol!r}")
+        if self.protocol not in ("kfold", "all-classes", "gzsl"):
+            raise ConfigError(
+                f"protocol must be 'kfold', 'all-classes' or 'gzsl', not {self.protocol!r}"
+            )
         if not self.methods:
             raise ConfigError("no methods to run")
         if not self.seeds:
@@ -267,6 +292,10 @@ class Experiment:
 
 def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     """Run ``config`` and write its run folder at ``out``; returns ``results.json``'s content."""
+    if config.protocol == "gzsl":
+        from harken.experiment_gzsl import run_gzsl_experiment
+
+        return run_gzsl_experiment(config, out)
     folder = RunFolder(out)
     exp = Experiment(config, folder)
     manifest = exp.load_data()

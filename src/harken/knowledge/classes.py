@@ -142,6 +142,27 @@ def class_embeddings(
         DataError: If a class has no texts, or the encoder returns the wrong shape.
     """
     classes = _check_classes(classes)
+    members = _members(texts, encoder, classes, normalize)
+    means = np.stack([m.mean(axis=0) for m in members])
+    if normalize:
+        means = _l2(means)
+    return means.astype(np.float32)
+
+
+def member_embeddings(
+    texts: Mapping[str, Sequence[str]],
+    encoder,
+    classes: Sequence[str],
+    normalize: bool = True,
+) -> list[np.ndarray]:
+    """The embedding of every text of every class: ``[n_c, D]`` float32 per class, rows in
+    ``texts[c]`` order (L2-normalised with ``normalize``); :func:`class_embeddings` averages
+    them. Each distinct text is embedded once."""
+    members = _members(texts, encoder, _check_classes(classes), normalize)
+    return [m.astype(np.float32) for m in members]
+
+
+def _members(texts, encoder, classes: list[str], normalize: bool) -> list[np.ndarray]:
     for c in classes:
         if c not in texts or not list(texts[c]):
             raise DataError(f"class {c!r} has no texts to embed; run class_texts() for it")
@@ -155,10 +176,7 @@ def class_embeddings(
     if normalize:
         emb = _l2(emb)
     row = {t: i for i, t in enumerate(distinct)}
-    means = np.stack([emb[[row[t] for t in texts[c]]].mean(axis=0) for c in classes])
-    if normalize:
-        means = _l2(means)
-    return means.astype(np.float32)
+    return [emb[[row[t] for t in texts[c]]] for c in classes]
 
 
 def export_descriptions(texts: Mapping[str, Sequence[str]], path: str | Path) -> Path:

@@ -69,12 +69,21 @@ class Bridge(ConSE):
         ]
         if not parts or sum(len(c.names) for _, c in parts) < 2:
             return {"selected_on": "defaults"}
-        names = [n for _, c in parts for n in c.names]
+        # a class may be in both parts (GZSL validation holds clips of seen classes too)
+        first = {}
+        for j, (_, c) in enumerate(parts):
+            for i, n in enumerate(c.names):
+                first.setdefault(n, (j, i))
+        names = list(first)
         sources = sorted(set.intersection(*(set(c.alternatives) for _, c in parts)))
+
+        def rows(get) -> np.ndarray:
+            return np.stack([get(parts[j][1])[i] for j, i in first.values()])
+
         pool = Classes(
             names,
-            np.concatenate([c.embeddings for _, c in parts]),
-            {k: np.concatenate([c.alternatives[k] for _, c in parts]) for k in sources},
+            rows(lambda c: c.embeddings),
+            {k: rows(lambda c, k=k: c.alternatives[k]) for k in sources},
         )
         features = {
             k: np.concatenate([b.features[k] for b, _ in parts]) for k in parts[0][0].features

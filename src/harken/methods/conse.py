@@ -88,6 +88,9 @@ class ConSE(Method):
 
     name = "conse"
     uses_label_space = True
+    #: Scores are cosine similarities weighted by posteriors (a scale of ~0.1–1), so
+    #: calibrated stacking searches 0–1 in steps of 0.005 instead of ClipClap's 0–5 grid.
+    calibration_grid = tuple(np.linspace(0.0, 1.0, 201).round(6).tolist())
 
     def __init__(
         self,

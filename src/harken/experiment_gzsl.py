@@ -1,0 +1,399 @@
+"""The generalised zero-shot protocol end to end (``protocol = "gzsl"``).
+
+Two stages per split (Kurzendörfer et al. 2024 §4.1; Mercea et al. 2022):
+
+1. :func:`stage_one` trains a fresh method on ``stage_1_train`` and, on the validation clips
+   (``stage_1_val_seen ∪ stage_1_val_unseen``, all stage-1 classes as candidates), chooses the
+   epoch (through the method's ``criterion``: validation HM at the best calibration) and the
+   calibrated-stacking constant ``γ``. It receives **only** training and validation clips.
+2. :func:`stage_two` trains another fresh method on ``stage_2_train`` (train ∪ val) replaying
+   those choices — the same number of epochs and learning-rate drops, no validation data — and
+   scores the test clips once, with ``γ`` fixed: S, U, HM with all stage-2 classes as
+   candidates, ZSL with only the unseen test classes.
+
+No function that sees a test clip chooses anything, so nothing can be selected on test (the
+defect of KDA's published code, which picked calibration and epochs on its test split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harken.errors import ConfigError, DataError
+from harken.experiment import Experiment, ExperimentConfig
+from harken.knowledge.base import get_generator
+from harken.knowledge.cache import CachedGenerator
+from harken.knowledge.classes import class_texts, export_descriptions, member_embeddings
+from harken.methods.base import Batch, Classes, Method
+from harken.metrics.classification import mean_std
+from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
+from harken.protocols.gzsl import (
+    GzslSplit,
+    make_gzsl_split,
+    read_gzsl_split,
+    write_gzsl_split,
+)
+from harken.store.features import array_digest
+from harken.store.runs import RunFolder
+
+GZSL_METRICS = ("S", "U", "HM", "ZSL")
+CHOSEN_ON = "stage_1_val_seen ∪ stage_1_val_unseen (validation HM)"
+
+
+class ValidationHM:
+    """Selection criterion of stage 1: the best validation HM over the ``γ`` grid.
+
+    ``criterion(scores, labels, names)`` with ``names`` = the stage-1 classes (seen and
+    validation-unseen) and ``seen`` = the stage-1 training classes.
+    """
+
+    def __init__(self, seen: Sequence[str], grid: Sequence[float] = DEFAULT_GRID) -> None:
+        self.seen = list(seen)
+        self.grid = tuple(grid)
+
+    def __call__(self, scores: np.ndarray, labels: list[str], names: list[str]) -> float:
+        return select_calibration(scores, labels, names, self.seen, self.grid)[1]
+
+
+@dataclass
+class StageOneChoice:
+    """What stage 1 chose on validation data (all stage 2 may use)."""
+
+    gamma: float
+    val: dict[str, float]
+    fit_log: dict
+
+
+def calibration_grid(method: Method, default: Sequence[float] | None) -> tuple[float, ...]:
+    """The ``γ`` grid for ``method``: the run's grid, else the method's own (methods whose
+    scores live on a small scale, e.g. cosine similarities, declare a finer one), else
+    ClipClap's 0–5 in 76 steps."""
+    if default is not None:
+        return tuple(default)
+    return tuple(getattr(method, "calibration_grid", None) or DEFAULT_GRID)
+
+
+def stage_one(
+    method: Method,
+    train: Batch,
+    val: Batch,
+    classes: Classes,
+    split: GzslSplit,
+    grid: Sequence[float] | None,
+    seed: int,
+) -> StageOneChoice:
+    """Fit on ``stage_1_train``; choose epoch and ``γ`` on the validation clips only."""
+    seen, candidates = list(split.seen_1), list(split.seen_1) + list(split.unseen_1)
+    grid = calibration_grid(method, grid)
+    method.criterion = ValidationHM(seen, grid)
+    method.n_candidates = len(candidates)
+    val_classes = classes.subset(candidates)
+    log = method.fit(train, classes.subset(seen), val, val_classes, seed)
+    scores = method.score(val, val_classes)
+    gamma, _ = select_calibration(scores, val.labels, candidates, seen, grid)
+    val_report = gzsl_report(scores, val.labels, candidates, seen, gamma)
+    return StageOneChoice(gamma, val_report, log)
+
+
+def stage_two(
+    method: Method,
+    choice: StageOneChoice,
+    train: Batch,
+    test: Batch,
+    classes: Classes,
+    split: GzslSplit,
+    seed: int,
+) -> tuple[dict[str, float], np.ndarray, list[str], dict]:
+    """Retrain on ``stage_2_train`` with stage 1's choices; score the test clips once.
+
+    Returns the report (S, U, HM at ``γ``; ZSL among unseen classes), the test scores, their
+    column names and the fit log.
+    """
+    seen, candidates = list(split.seen_2), list(split.seen_2) + list(split.unseen_2)
+    method.replay(choice.fit_log)
+    method.n_candidates = len(candidates)
+    log = method.fit(train, classes.subset(seen), None, None, seed)
+    test_classes = classes.subset(candidates)
+    scores = method.score(test, test_classes)
+    return gzsl_report(scores, test.labels, candidates, seen, choice.gamma), scores, candidates, log
+
+
+def run_split(
+    make_method: Callable[[], Method],
+    data: Batch,
+    classes: Classes,
+    split: GzslSplit,
+    grid: Sequence[float] | None,
+    seed: int,
+) -> dict:
+    """Both stages of one split and seed; returns the row of ``results.json``."""
+    index = {cid: i for i, cid in enumerate(data.clip_ids)}
+
+    def part(*stages: str) -> Batch:
+        ids = [cid for s in stages for cid in split.clips[s]]
+        missing = [cid for cid in ids if cid not in index]
+        if missing:
+            raise DataError(
+                f"GZSL split {split.name!r}: clips {missing[:3]} ({len(missing)} in all) are "
+                "not in the dataset; check the split file against the data"
+            )
+        return data.subset(np.array([index[cid] for cid in ids], dtype=int))
+
+    choice = stage_one(
+        make_method(),
+        part("stage_1_train"),
+        part("stage_1_val_seen", "stage_1_val_unseen"),
+        classes,
+        split,
+        grid,
+        seed,
+    )
+    test = part("stage_2_test_seen", "stage_2_test_unseen")
+    report, scores, names, log2 = stage_two(
+        make_method(), choice, part("stage_2_train"), test, classes, split, seed
+    )
+    pred = [names[i] for i in np.argmax(scores, axis=1)]
+    return {
+        "split": split.name,
+        "seed": seed,
+        **report,
+        "calibration": {"value": choice.gamma, "chosen_on": CHOSEN_ON},
+        "validation": choice.val,
+        "stage_1": _compact(choice.fit_log),
+        "stage_2": _compact(log2),
+        "_predictions": list(zip(test.clip_ids, test.labels, pred, strict=True)),
+    }
+
+
+def _compact(log: dict) -> dict:
+    """A fit log without per-epoch curves (they go to the manifest's selection log)."""
+    return {k: v for k, v in log.items() if not k.endswith("_curve")}
+
+
+def summarise_gzsl(rows: list[dict]) -> dict:
+    """Per method: ``{"S", "U", "HM", "ZSL": {"mean", "std"}, "calibration": {"value",
+    "chosen_on", "values"}, "runs": rows}`` over split × seed rows."""
+    gammas = [r["calibration"]["value"] for r in rows]
+    return {
+        **{m: mean_std([r[m] for r in rows]) for m in GZSL_METRICS},
+        "calibration": {
+            "value": float(np.median(gammas)),
+            "chosen_on": CHOSEN_ON,
+            "values": gammas,
+        },
+        "runs": rows,
+    }
+
+
+def chance_gzsl(splits: list[GzslSplit]) -> dict[str, float]:
+    """Expected S/U/HM/ZSL of a uniform random guess: ``1/K`` among all ``K`` stage-2 classes
+    (S, U, HM) and ``1/|U₂|`` among the unseen ones (ZSL), averaged over splits."""
+    k = [1 / (len(s.seen_2) + len(s.unseen_2)) for s in splits]
+    zsl = [1 / len(s.unseen_2) for s in splits]
+    return {
+        "S": float(np.mean(k)),
+        "U": float(np.mean(k)),
+        "HM": float(np.mean(k)),
+        "ZSL": float(np.mean(zsl)),
+    }
+
+
+def gzsl_markdown(results: dict) -> str:
+    """A Markdown table: one row per method, chance first."""
+    lines = [
+        f"# {results['dataset']} — {results['target']} — GZSL (two stages)",
+        "",
+        "| method | S | U | HM | ZSL | γ (median; chosen on validation) |",
+        "|---|---|---|---|---|---|",
+    ]
+    chance = results["chance"]
+    lines.append("| chance | " + " | ".join(f"{chance[m]:.3f}" for m in GZSL_METRICS) + " | – |")
+    for name, r in results["methods"].items():
+        cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in GZSL_METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['calibration']['value']:.3g} |")
+    p = results["protocol"]
+    lines += [
+        "",
+        f"Splits: {', '.join(p['splits'])}; seeds of trainable methods: {p['seeds']}.",
+        "S and U: mean per-class accuracy on seen / unseen test clips with all classes as "
+        "candidates; HM = 2SU/(S+U); ZSL: unseen clips among unseen classes only.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_views(exp: Experiment, classes: Classes, views: dict) -> tuple[Classes, dict]:
+    """Add the configured class-knowledge *views* (e.g. ClipClap's ``clip`` and ``clap`` text
+    embeddings; KDA's LLM descriptions) to ``classes.alternatives`` / ``classes.members``.
+
+    ``views = {name: {"generator": spec, "text_encoder": encoder}}``; each view's texts are
+    generated, embedded with its text encoder, L2-normalised and averaged per class (the
+    prompt-ensemble rule). Returns the classes and the views' texts.
+    """
+    alternatives, members, texts_out = dict(classes.alternatives), dict(classes.members), {}
+    for name, spec in views.items():
+        if not isinstance(spec, dict) or "generator" not in spec:
+            raise ConfigError(
+                f"views.{name}: give {{generator = '...', text_encoder = '...'}}, not {spec!r}"
+            )
+        generator = CachedGenerator(get_generator(spec["generator"]))
+        texts = class_texts(generator, classes.names)
+        encoder = exp.encoder(spec.get("text_encoder", exp.config.text_encoder))
+        per_text = member_embeddings(texts, encoder, classes.names)
+        means = np.stack([m.astype(np.float64).mean(axis=0) for m in per_text])
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        alternatives[name] = means.astype(np.float32)
+        members[name] = per_text
+        texts_out[name] = texts
+    return Classes(list(classes.names), classes.embeddings, alternatives, members), texts_out
+
+
+def gzsl_splits(
+    config: ExperimentConfig,
+    clip_ids: list[str],
+    labels: list[str],
+    groups: list[str | None],
+    dataset: str,
+) -> list[GzslSplit]:
+    """The run's splits: a split file (``gzsl_split``), else ``gzsl_splits`` harken-made
+    splits with seeds ``split_seed, split_seed + 1, …``."""
+    c = config
+    if c.gzsl_split:
+        return [read_gzsl_split(Path(c.gzsl_split))]
+    return [
+        make_gzsl_split(
+            clip_ids,
+            labels,
+            groups,
+            n_val_unseen=c.n_val_unseen,
+            n_test_unseen=c.n_test_unseen,
+            held_out=c.held_out,
+            seed=c.split_seed + k,
+            name=f"{dataset}/gzsl-seed{c.split_seed + k}",
+        )
+        for k in range(c.gzsl_splits)
+    ]
+
+
+def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
+    """Run ``config`` (``protocol = "gzsl"``) into the run folder ``out``."""
+    folder = RunFolder(out)
+    exp = Experiment(config, folder)
+    manifest = exp.load_data()
+    classes, texts, generator_config = exp.knowledge(manifest)
+    classes, view_texts = build_views(exp, classes, config.views)
+    every = {c: list(texts[c]) + [t for v in view_texts.values() for t in v[c]] for c in texts}
+    export_descriptions(every, folder.path / "descriptions.csv")
+
+    probes = {m: exp.make_method(m, None) for m in config.methods}
+    needs = {f for p in probes.values() for f in p.features}
+    features = exp.features(manifest, needs)
+    label_space = exp.label_space() if any(p.uses_label_space for p in probes.values()) else None
+
+    clip_ids = [clip.clip_id for clip in manifest]
+    labels = manifest.labels(config.target)
+    data = Batch(features, list(labels), clip_ids)
+    splits = gzsl_splits(config, clip_ids, labels, [c.group for c in manifest], manifest.name)
+    for k, split in enumerate(splits):
+        write_gzsl_split(split, folder.path / "splits" / f"gzsl{k}.json")
+    grid = _grid(config.calibration_grid)
+
+    methods_out: dict[str, dict] = {}
+    predictions: list[tuple] = []
+    with folder.stage("methods"):
+        for name in config.methods:
+            method_classes = exp.classes_for(probes[name], texts, classes)
+            if method_classes is not classes:
+                method_classes = Classes(
+                    method_classes.names,
+                    method_classes.embeddings,
+                    classes.alternatives,
+                    classes.members,
+                )
+            seeds = config.seeds if probes[name].trainable else config.seeds[:1]
+            rows = []
+            for split in splits:
+                for seed in seeds:
+                    row = run_split(
+                        lambda n=name: exp.make_method(n, label_space),
+                        data,
+                        method_classes,
+                        split,
+                        grid,
+                        seed,
+                    )
+                    predictions += [(name, split.name, seed, *p) for p in row.pop("_predictions")]
+                    rows.append(row)
+            methods_out[name] = {**summarise_gzsl(rows), "config": probes[name].config()}
+
+    results = {
+        "dataset": manifest.name,
+        "target": config.target,
+        "protocol": {
+            "name": "gzsl",
+            "splits": [s.name for s in splits],
+            "classes": [
+                {
+                    "seen_1": len(s.seen_1),
+                    "unseen_1": len(s.unseen_1),
+                    "seen_2": len(s.seen_2),
+                    "unseen_2": len(s.unseen_2),
+                }
+                for s in splits
+            ],
+            "clips": [{st: len(v) for st, v in s.clips.items()} for s in splits],
+            "seeds": config.seeds,
+            "calibration_grid": list(grid) if grid is not None else "per method",
+        },
+        "encoders": {"features": sorted(needs), "text": config.text_encoder},
+        "chance": chance_gzsl(splits),
+        "methods": methods_out,
+    }
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", gzsl_markdown(results))
+    folder.write_csv(
+        "predictions.csv",
+        ["method", "split", "seed", "clip_id", "label", "predicted"],
+        predictions,
+    )
+    folder.write_manifest(
+        config=asdict(config),
+        dataset={
+            "name": manifest.name,
+            "root": str(manifest.root),
+            "clips": len(manifest),
+            "classes": len(classes.names),
+            "fingerprint": manifest.fingerprint(),
+        },
+        knowledge={
+            "generator": generator_config,
+            "text_encoder": exp.encoder(config.text_encoder).config(),
+            "views": config.views,
+        },
+        encoders={n: exp.encoder(n).config() for n in sorted(needs)},
+        features={n: {"sha256": array_digest(features[n])} for n in sorted(needs)},
+        methods={n: methods_out[n]["config"] for n in methods_out},
+    )
+    return results
+
+
+def _grid(spec) -> tuple[float, ...] | None:
+    """``"lo:hi:steps"`` → ``steps`` evenly spaced values; a list is the grid itself."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        try:
+            lo, hi, steps = spec.split(":")
+            return tuple(np.linspace(float(lo), float(hi), int(steps)).round(6).tolist())
+        except ValueError:
+            raise ConfigError(
+                f"calibration_grid {spec!r}: write 'lo:hi:steps' (e.g. '0:5:76') or a list"
+            ) from None
+    values = [float(v) for v in spec]
+    if not values:
+        raise ConfigError("calibration_grid is empty")
+    return tuple(values)
