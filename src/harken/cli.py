@@ -1,6 +1,7 @@
 """The ``harken`` command line: a thin shell over :mod:`harken.api`.
 
-Commands: ``run``, ``demo``, ``predict``, ``embed``, ``index``, ``search``, ``bench``;
+Commands: ``run``, ``demo``, ``gzsl-features``, ``predict``, ``embed``, ``index``, ``search``,
+``bench``;
 ``harken COMMAND --help`` for each.
 Errors harken raises on purpose print as one line (``harken: error: ...``) with exit code 2.
 """
@@ -32,8 +33,19 @@ def _cmd_demo(args) -> None:
 
     data_dir = args.data_dir or os.environ.get("HARKEN_DATA_DIR")
     overrides = {"store_dir": args.store_dir} if args.store_dir else {}
-    all_results = api.demo(data_dir, args.out, **overrides)
+    all_results = api.demo(data_dir, args.out, task=args.task, **overrides)
     for name, results in all_results.items():
+        if name == "gzsl":
+            from harken.experiment_gzsl import gzsl_table
+
+            n = len(results["protocol"]["splits"])
+            print(
+                f"\n== Kitchen20, generalised zero-shot: {n} splits × seeds; S / U on seen / "
+                "unseen test clips among all 20 classes, HM, ZSL among the unseen ones =="
+            )
+            print(gzsl_table(results))
+            print(f"run folder: {Path(args.out) / name}")
+            continue
         n = results["protocol"]["test_classes_per_fold"]
         print(
             f"\n== Kitchen20, {name}: {len(n)} fold(s), {n[0]} test classes each; "
@@ -41,6 +53,25 @@ def _cmd_demo(args) -> None:
         )
         print(results_table(results))
         print(f"run folder: {Path(args.out) / name}")
+
+
+def _cmd_gzsl_features(args) -> None:
+    from harken.experiment_gzsl import gzsl_table, run_published
+
+    results = run_published(
+        args.root,
+        args.dataset,
+        args.out,
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        split=args.split,
+        release=args.release,
+        seeds=[int(x) for x in args.seeds.split(",")],
+        calibration=args.calibration,
+        split_dir=args.split_dir,
+    )
+    print(f"== {results['dataset']} {results['target']}: S / U / HM / ZSL ==")
+    print(gzsl_table(results))
+    print(f"\nrun folder: {args.out}")
 
 
 def _cmd_predict(args) -> None:
@@ -164,8 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="zero-shot benchmark on Kitchen20 with offline defaults",
-        description="Run the Kitchen20 zero-shot experiments (class-disjoint "
-        "k-fold and all-classes) with the offline default models.",
+        description="Run the Kitchen20 zero-shot experiments (zsl: class-disjoint "
+        "k-fold and all-classes; gzsl: the two-stage generalised zero-shot protocol) with "
+        "the offline default models.",
+    )
+    p.add_argument(
+        "--task",
+        choices=["all", "zsl", "gzsl"],
+        default="all",
+        help="which experiments (default: all → runs/demo/{kfold,all-classes,gzsl})",
     )
     p.add_argument(
         "--data-dir", help="folder holding kitchen20/ (default: $HARKEN_DATA_DIR, else download)"
@@ -173,6 +211,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "gzsl-features",
+        help="audio-visual GZSL on the published AVCA / ClipClap feature releases",
+        description="Run the two-stage GZSL protocol (epoch and calibration chosen on "
+        "validation, retrain on train+val, test once) on a downloaded feature release of "
+        "UCF-, ActivityNet- or VGGSound-GZSL, with the papers' per-dataset settings.",
+    )
+    p.add_argument("root", help="folder containing avgzsl_benchmark_datasets/")
+    p.add_argument("--dataset", required=True, help="UCF, ActivityNet or VGGSound")
+    p.add_argument("--split", default="cls_split", help="main_split or cls_split (default)")
+    p.add_argument("--release", default="auto", help="avca, clipclap or auto (default)")
+    p.add_argument("--methods", default="clipclap,kda", help="comma-separated method names")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--calibration", help="calibration grid lo:hi:steps (default: per method)")
+    p.add_argument("--split-dir", help="split files to use instead of the release's")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.set_defaults(func=_cmd_gzsl_features)
 
     p = sub.add_parser(
         "predict",

@@ -32,6 +32,9 @@ from harken.methods.base import Batch, Classes, Method
 from harken.metrics.classification import mean_std
 from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
 from harken.protocols.gzsl import (
+    STAGES as STAGES_ORDER,
+)
+from harken.protocols.gzsl import (
     GzslSplit,
     make_gzsl_split,
     read_gzsl_split,
@@ -226,6 +229,19 @@ def gzsl_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def gzsl_table(results: dict) -> str:
+    """A plain-text table for the terminal."""
+    rows = [("method", *GZSL_METRICS, "γ")]
+    rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in GZSL_METRICS), "–"))
+    for name, r in results["methods"].items():
+        cells = [f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in GZSL_METRICS]
+        rows.append((name, *cells, f"{r['calibration']['value']:.3g}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
 def build_views(exp: Experiment, classes: Classes, views: dict) -> tuple[Classes, dict]:
     """Add the configured class-knowledge *views* (e.g. ClipClap's ``clip`` and ``clap`` text
     embeddings; KDA's LLM descriptions) to ``classes.alternatives`` / ``classes.members``.
@@ -397,3 +413,165 @@ def _grid(spec) -> tuple[float, ...] | None:
     if not values:
         raise ConfigError("calibration_grid is empty")
     return tuple(values)
+
+
+#: Per-dataset settings of the papers (ClipClap §4.1: learning rate and stage-1 epochs; KDA
+#: §4.1: encoder / projector dropout), applied by :func:`run_published` unless overridden.
+PAPER_SETTINGS: dict[str, dict[str, dict]] = {
+    "clipclap": {
+        "UCF": {"lr": 7e-5, "epochs": 20},
+        "ActivityNet": {"lr": 1e-4, "epochs": 15},
+        "VGGSound": {"lr": 1e-4, "epochs": 15},
+    },
+    "kda": {
+        "UCF": {"enc_dropout": 0.2, "proj_dropout": 0.3},
+        "ActivityNet": {"enc_dropout": 0.2, "proj_dropout": 0.2},
+        "VGGSound": {"enc_dropout": 0.0, "proj_dropout": 0.0},
+    },
+}
+DISJOINT = (
+    "stage_1_train",
+    "stage_1_val_seen",
+    "stage_1_val_unseen",
+    "stage_2_test_seen",
+    "stage_2_test_unseen",
+)
+
+
+def published_data(features) -> tuple[Batch, Classes, GzslSplit]:
+    """A :class:`~harken.data.readers.avgzsl.PublishedFeatures` release as the protocol's
+    inputs: one batch (features ``audio`` and ``video``) of the five disjoint stages, the classes
+    with one knowledge view per published text embedding (``clip``, ``clap`` or ``w2v``; the
+    default embeddings are the first of ``clip``, ``w2v``, ``clap``), and the split."""
+    stages = features.stages
+    ids = [f"{s}/{cid}" for s in DISJOINT for cid in stages[s].ids]
+    data = Batch(
+        {
+            "audio": np.concatenate([stages[s].audio for s in DISJOINT]),
+            "video": np.concatenate([stages[s].video for s in DISJOINT]),
+        },
+        [y for s in DISJOINT for y in stages[s].labels],
+        ids,
+    )
+    clips = {s: tuple(f"{s}/{cid}" for cid in stages[s].ids) for s in DISJOINT}
+    clips["stage_2_train"] = (
+        clips["stage_1_train"] + clips["stage_1_val_seen"] + clips["stage_1_val_unseen"]
+    )
+    classes_of = {s: tuple(dict.fromkeys(stages[s].labels)) for s in DISJOINT}
+    classes_of["stage_2_train"] = tuple(
+        dict.fromkeys(classes_of["stage_1_train"] + classes_of["stage_1_val_unseen"])
+    )
+    split = GzslSplit(
+        f"{features.dataset}/{features.split}",
+        {s: clips[s] for s in STAGES_ORDER},
+        {s: classes_of[s] for s in STAGES_ORDER},
+    )
+    names = sorted({y for s in DISJOINT for y in classes_of[s]})
+    views = {}
+    for source, table in features.class_embeddings.items():
+        missing = [n for n in names if n not in table]
+        if missing:
+            raise DataError(
+                f"{features.dataset}: the {source!r} class embeddings lack {missing[:3]}"
+            )
+        views[source] = np.stack([np.asarray(table[n], dtype=np.float32) for n in names])
+    if not views:
+        raise DataError(f"{features.dataset}: the release has no class embeddings")
+    default = next(v for k in ("clip", "w2v", "clap", *views) if (v := views.get(k)) is not None)
+    return data, Classes(names, default, views), split
+
+
+def run_published(
+    root: str | Path,
+    dataset: str,
+    out: str | Path,
+    methods: Sequence[str] = ("clipclap", "kda"),
+    split: str = "cls_split",
+    release: str = "auto",
+    seeds: Sequence[int] = (0,),
+    method_options: dict | None = None,
+    calibration: str | list[float] | None = None,
+    split_dir: str | Path | None = None,
+) -> dict:
+    """Table 1 of ClipClap / KDA from a downloaded feature release, in one call.
+
+    Loads the release (:func:`harken.data.readers.avgzsl.load_published_features`), runs both
+    GZSL stages for every method and seed with the papers' per-dataset settings
+    (:data:`PAPER_SETTINGS`, overridden by ``method_options``) and writes ``results.json``,
+    ``results.md``, ``predictions.csv`` and ``manifest.json`` into ``out``.
+    """
+    from harken.data.readers.avgzsl import load_published_features
+    from harken.methods.base import get_method
+
+    features = load_published_features(root, dataset, split, release, split_dir=split_dir)
+    data, classes, gsplit = published_data(features)
+    folder = RunFolder(Path(out))
+    grid = _grid(calibration)
+    options = method_options or {}
+    methods_out, predictions, configs = {}, [], {}
+    with folder.stage("methods"):
+        for name in methods:
+            opts = {**PAPER_SETTINGS.get(name, {}).get(features.dataset, {})}
+            if name in ("clipclap", "kda"):
+                opts |= {"audio": ("audio",), "video": ("video",)}
+            else:
+                opts |= {"features": ("audio", "video")}
+            opts |= options.get(name, {})
+
+            def make(name=name, opts=opts) -> Method:
+                return get_method(name, **opts)
+
+            if get_method(name).uses_label_space:
+                raise ConfigError(
+                    f"method {name!r} bridges through an audio tagger's label space, which "
+                    "published features do not have; use clipclap, kda, devise, ale, sje, "
+                    "linear or contrastive"
+                )
+            probe = make()
+            configs[name] = probe.config()
+            rows = []
+            for seed in seeds if probe.trainable else list(seeds)[:1]:
+                row = run_split(make, data, classes, gsplit, grid, seed)
+                predictions += [(name, gsplit.name, seed, *p) for p in row.pop("_predictions")]
+                rows.append(row)
+            methods_out[name] = {**summarise_gzsl(rows), "config": configs[name]}
+    results = {
+        "dataset": f"{features.dataset}-GZSL ({features.release} {features.feature_set})",
+        "target": features.split,
+        "protocol": {
+            "name": "gzsl",
+            "splits": [gsplit.name],
+            "classes": [
+                {
+                    "seen_1": len(gsplit.seen_1),
+                    "unseen_1": len(gsplit.unseen_1),
+                    "seen_2": len(gsplit.seen_2),
+                    "unseen_2": len(gsplit.unseen_2),
+                }
+            ],
+            "clips": [{s: len(v) for s, v in gsplit.clips.items()}],
+            "seeds": list(seeds),
+            "calibration_grid": list(grid) if grid is not None else "per method",
+        },
+        "encoders": {"features": ["audio", "video"], "text": sorted(classes.alternatives)},
+        "chance": chance_gzsl([gsplit]),
+        "methods": methods_out,
+        "notes": features.notes,
+    }
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", gzsl_markdown(results))
+    folder.write_csv(
+        "predictions.csv", ["method", "split", "seed", "clip_id", "label", "predicted"], predictions
+    )
+    folder.write_manifest(
+        release={
+            "root": str(features.root),
+            "release": features.release,
+            "dataset": features.dataset,
+            "split": features.split,
+            "feature_set": features.feature_set,
+            "sha256": {k: array_digest(v) for k, v in data.features.items()},
+        },
+        methods=configs,
+    )
+    return results
