@@ -66,3 +66,16 @@ def test_calibration_is_chosen_from_validation_arrays_only():
 def test_unknown_label_is_an_error():
     with pytest.raises(ValueError, match="not among the class names"):
         gzsl_report(SCORES[:1], ["zz"], NAMES, SEEN)
+
+
+def test_fast_calibration_search_equals_the_report_at_every_grid_value():
+    rng = np.random.default_rng(7)
+    names = [f"c{i}" for i in range(6)]
+    labels = [names[i] for i in rng.integers(0, 6, size=60)]
+    scores = rng.normal(size=(60, 6))
+    seen = names[:4]
+    grid = tuple(np.linspace(0, 2, 41))
+    gamma, hm = select_calibration(scores, labels, names, seen, grid)
+    by_report = [gzsl_report(scores, labels, names, seen, g)["HM"] for g in grid]
+    assert hm == pytest.approx(max(by_report))
+    assert gamma == pytest.approx(grid[int(np.argmax(by_report))])
