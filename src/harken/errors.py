@@ -13,6 +13,10 @@ class DataError(HarkenError):
     """A dataset, manifest or CSV row is malformed."""
 
 
+class VideoError(DataError):
+    """A video file could not be used (missing, not a container, no video track, no frames, ...)."""
+
+
 class ConfigError(HarkenError):
     """A run configuration or argument is invalid."""
 

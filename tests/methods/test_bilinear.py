@@ -15,7 +15,7 @@ def _t(rows):
 
 
 def test_devise_loss_matches_a_hand_computation():
-    # y = 0, Δ = 0.1: max(0, 0.1 − 2 + 1.5) = 0, max(0, 0.1 − 2 + 2.5) = 0.6, max(0, 0.1 − 2 + 0) = 0
+    # y = 0, Δ = 0.1: max(0, 0.1−2+1.5) = 0, max(0, 0.1−2+2.5) = 0.6, max(0, 0.1−2+0) = 0
     assert float(devise_loss(_t([[2.0, 1.5, 2.5, 0.0]]), torch.tensor([0]))) == pytest.approx(0.6)
     # every violation counts: y = 1, scores 1, 0, 1 → 2 × (0.1 + 1) = 2.2
     assert float(devise_loss(_t([[1.0, 0.0, 1.0]]), torch.tensor([1]))) == pytest.approx(2.2)

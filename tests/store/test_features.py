@@ -151,3 +151,31 @@ def test_array_digest_is_stable_and_content_sensitive(tmp_path, kitchen20_clips)
     fp = array_digest(first)
     assert fp == array_digest(store.get("kitchen20", encoder, kitchen20_clips[:4]))
     assert fp != array_digest(store.get("kitchen20", encoder, kitchen20_clips[1:5]))
+
+
+def test_image_encoders_embed_the_middle_rgb_frame_of_each_clip(tmp_path):
+    from harken.data.manifest import Clip
+    from harken.encoders.base import get_encoder
+    from harken.store.features import FeatureStore, encode_clips
+    from media import solid_video, write_video
+
+    red = solid_video(tmp_path / "red.mp4", (255, 0, 0), n=10)
+    # frames 0-4 blue, 5-9 green: the middle frame (index 5) is green
+    halves = [
+        np.full((48, 64, 3), (0, 0, 255) if i < 5 else (0, 255, 0), np.uint8) for i in range(10)
+    ]
+    mixed = write_video(tmp_path / "mixed.mp4", halves)
+    clips = [
+        Clip("red", audio_path=red),
+        Clip("mixed", audio_path=tmp_path / "audio-of-mixed.wav", video_path=mixed),
+    ]
+    enc = get_encoder("efficientnet-lite0")
+    emb = encode_clips(enc, clips)
+    expected = enc.embed(
+        [np.full((48, 64, 3), (255, 0, 0), np.uint8), np.full((48, 64, 3), (0, 255, 0), np.uint8)]
+    )
+    assert emb.shape == (2, 1280)
+    np.testing.assert_allclose(emb, expected, atol=0.05 * np.abs(expected).max())
+    assert np.abs(emb[0] - expected[1]).max() > 0.1 * np.abs(expected).max()
+    stored = FeatureStore(tmp_path / "store", progress=False).get("vids", enc, clips)
+    np.testing.assert_array_equal(stored, emb)

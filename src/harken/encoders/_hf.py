@@ -1,8 +1,10 @@
-"""Shared helpers for the Hugging Face backends (``sbert``, ``ast``, ``hf``): spec resolution,
-loading with actionable errors, mean pooling and batching."""
+"""Shared helpers for the Hugging Face backends (``sbert``, ``ast``, ``hf``, ``clap``, ``clip``):
+spec resolution, loading with actionable errors, strict-loading checks, revisions, mean pooling
+and batching."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +72,61 @@ def load_or_unavailable(load: Callable[[str], T], spec: str, what: str, hint: st
             message += f"; {hint}"
         message += f" (cause: {type(exc).__name__}: {exc})"
         raise ModelUnavailableError(message) from exc
+
+
+def check_loading_info(spec: str, info: dict, what: str) -> None:
+    """Raise when transformers reports missing, unexpected or mismatched weights.
+
+    Args:
+        spec: Model id or folder, as the user gave it.
+        info: The ``loading_info`` of ``from_pretrained(..., output_loading_info=True)``.
+        what: What was loaded, for the message (``"CLAP checkpoint"``).
+
+    Raises:
+        ModelUnavailableError: naming the offending keys, instead of the silent random
+            initialisation of a ``strict=False`` load.
+    """
+    bad = {
+        kind: sorted(str(k) for k in info.get(kind) or ())
+        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    if not any(bad.values()):
+        return
+    detail = "; ".join(
+        f"{kind.replace('_', ' ')} ({len(keys)}): {', '.join(keys[:8])}"
+        + (", ..." if len(keys) > 8 else "")
+        for kind, keys in bad.items()
+        if keys
+    )
+    raise ModelUnavailableError(
+        f"{what} {spec!r} does not match its architecture ({detail}); refusing to run "
+        "with randomly initialised weights: re-download or re-save the checkpoint"
+    )
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 (first 16 hex digits) of a model folder's config, tokenizer and weight files."""
+    digest = hashlib.sha256()
+    names = ("config.json", "preprocessor_config.json", "tokenizer.json", "vocab.json")
+    files = [folder / n for n in names if (folder / n).is_file()]
+    files += sorted(p for ext in ("*.safetensors", "*.bin") for p in folder.glob(ext))
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def hub_commit(model_id: str) -> str | None:
+    """Commit hash of the cached hub snapshot holding ``model_id``'s config, if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(model_id, "config.json")
+    if not isinstance(path, str):
+        return None
+    parts = Path(path).parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -4,6 +4,8 @@ from harken.encoders import (  # noqa: F401
     aisfx,
     ast,
     clap,
+    clip,
+    efficientnet,
     hf,
     minilm,
     msclap,

@@ -8,12 +8,19 @@ Every encoder — audio, text or image, offline or hub — is an object with:
 * ``sample_rate`` (int | None): the rate audio must arrive at (None for text/image);
 * ``policy`` (:class:`~harken.data.audio.ClipPolicy`, audio only): how short/long clips are handled;
 * ``embed(batch) -> np.ndarray``: float32 ``[N, dim]``; for audio, ``batch`` is a list of mono
-  float32 waveforms at ``sample_rate`` (any lengths); for text, a list of strings.
+  float32 waveforms at ``sample_rate`` (any lengths); for text, a list of strings; for image, a
+  list of RGB ``uint8 [H, W, 3]`` frames (any sizes) or one ``uint8 [N, H, W, 3]`` array — RGB
+  channel order, never BGR, as :func:`harken.data.video.read_frames` returns them; the encoder
+  resizes and crops them itself, deterministically.
 * ``config() -> dict``: everything that changes the output (model id, revision, pooling, policy),
   part of the feature-store key and of the run manifest.
 
 Encoders are deterministic (eval mode, no random crops): a clip embeds identically alone and in a
 batch, call after call. They batch internally and show progress on long inputs.
+
+Video clips reach an image encoder through :func:`embed_videos`: the middle frame of each clip
+(``n_frames=1``, ClipClap's choice) or the mean over ``n_frames`` evenly spaced frames. Encoders
+whose rows are unit vectors (``config()["normalize"] == "L2"``) get the mean re-normalised.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from harken.data.audio import ClipPolicy
+from harken.data.video import read_frames
+from harken.errors import ConfigError
 from harken.registry import Registry
 
 
@@ -82,6 +92,64 @@ def windowed_mean(
     owners_arr = np.asarray(owners)
     out = np.stack([emb[owners_arr == i].mean(axis=0) for i in range(len(waves))])
     return out.astype(np.float32)
+
+
+def embed_videos(
+    encoder: Encoder,
+    paths: Sequence[str | Path],
+    n_frames: int = 1,
+    *,
+    max_bytes: int | None = None,
+    frames_per_call: int = 32,
+) -> np.ndarray:
+    """Embed video clips with an image encoder: each clip is the mean of its frames' embeddings.
+
+    ``e = mean_j f(frame_j)`` over the ``n_frames`` frames of :func:`read_frames` (with
+    ``n_frames=1``, the middle frame: ``e = f(middle)``); re-normalised to unit length when the
+    encoder's rows are unit vectors (``config()["normalize"] == "L2"``). Frames of several clips
+    go through ``encoder.embed`` together, at most ``frames_per_call`` at a time, so memory stays
+    bounded on long lists.
+
+    Args:
+        encoder: An encoder with ``modality == "image"``.
+        paths: Video files (a still image reads as a one-frame video).
+        n_frames: Frames per clip.
+        max_bytes: Refuse larger files (see :func:`read_frames`).
+        frames_per_call: Decoded frames held before they are embedded.
+
+    Returns:
+        float32 ``[len(paths), encoder.dim]``.
+
+    Raises:
+        ConfigError: ``encoder`` does not embed images.
+        VideoError: a file cannot be decoded (the message names it).
+    """
+    if encoder.modality != "image":
+        raise ConfigError(
+            f"encoder {encoder.name!r} embeds {encoder.modality}, not video frames; "
+            "use an image encoder such as 'efficientnet-lite0' or 'clip-image'"
+        )
+    if not paths:
+        return np.zeros((0, encoder.dim), np.float32)
+    out: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        frames = [frame for clip in pending for frame in clip]  # clips may differ in size
+        emb = np.asarray(encoder.embed(frames), np.float32)
+        out.extend(emb.reshape(len(pending), n_frames, -1).mean(axis=1))
+        pending.clear()
+
+    for path in paths:
+        pending.append(read_frames(path, n_frames, max_bytes=max_bytes))
+        if len(pending) * n_frames >= frames_per_call:
+            flush()
+    if pending:
+        flush()
+    emb = np.stack(out).astype(np.float32)
+    if n_frames > 1 and encoder.config().get("normalize") == "L2":
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return emb
 
 
 def _import_backends() -> None:

@@ -46,16 +46,23 @@ mode under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from harken.data.audio import ClipPolicy
-from harken.encoders._hf import chunks, load_or_unavailable, progress, resolve_model
+from harken.encoders._hf import (
+    check_loading_info,
+    chunks,
+    folder_fingerprint,
+    hub_commit,
+    load_or_unavailable,
+    progress,
+    resolve_model,
+)
 from harken.encoders.base import ENCODERS, windowed_mean
-from harken.errors import AudioError, ConfigError, ModelUnavailableError
+from harken.errors import AudioError, ConfigError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
 #: Sample rate, window and joint-space size of the default checkpoint, known without loading it.
@@ -66,31 +73,6 @@ DEFAULT_DIM = 512
 TEXT_MAX_TOKENS = 77
 
 _CHECKPOINTS: dict[str, ClapCheckpoint] = {}
-
-
-def _fingerprint(folder: Path) -> str:
-    """sha256 (first 16 hex digits) of a model folder's config and weight files."""
-    digest = hashlib.sha256()
-    names = ("config.json", "preprocessor_config.json", "tokenizer.json", "vocab.json")
-    files = [folder / n for n in names if (folder / n).is_file()]
-    files += sorted(p for ext in ("*.safetensors", "*.bin") for p in folder.glob(ext))
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _hub_commit(model_id: str) -> str | None:
-    """Commit hash of the cached hub snapshot holding ``model_id``'s config, if any."""
-    from huggingface_hub import try_to_load_from_cache
-
-    path = try_to_load_from_cache(model_id, "config.json")
-    if not isinstance(path, str):
-        return None
-    parts = Path(path).parts
-    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
 
 
 class ClapCheckpoint:
@@ -127,12 +109,12 @@ class ClapCheckpoint:
                 self.spec,
                 "CLAP model",
             )
-            _check_loading_info(self.spec, info)
+            check_loading_info(self.spec, info, "CLAP checkpoint")
             model.eval()
             if Path(self.resolved).is_dir():
-                self._revision = f"folder-sha256:{_fingerprint(Path(self.resolved))}"
+                self._revision = f"folder-sha256:{folder_fingerprint(Path(self.resolved))}"
             else:
-                self._revision = _hub_commit(self.resolved)
+                self._revision = hub_commit(self.resolved)
             self._model = model
         return self._model
 
@@ -182,26 +164,6 @@ class ClapCheckpoint:
                 AutoTokenizer.from_pretrained, self.spec, "CLAP tokenizer"
             )
         return self._tokenizer
-
-
-def _check_loading_info(spec: str, info: dict) -> None:
-    """Raise when transformers reports missing, unexpected or mismatched weights."""
-    bad = {
-        kind: sorted(str(k) for k in info.get(kind) or ())
-        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
-    }
-    if not any(bad.values()):
-        return
-    detail = "; ".join(
-        f"{kind.replace('_', ' ')} ({len(keys)}): {', '.join(keys[:8])}"
-        + (", ..." if len(keys) > 8 else "")
-        for kind, keys in bad.items()
-        if keys
-    )
-    raise ModelUnavailableError(
-        f"CLAP checkpoint {spec!r} does not match its architecture ({detail}); refusing to run "
-        "with randomly initialised weights: re-download or re-save the checkpoint"
-    )
 
 
 def load_clap(model: str = DEFAULT_MODEL) -> ClapCheckpoint:

@@ -39,13 +39,24 @@ def default_cache_dir() -> Path:
 
 
 def clip_key(clip: Clip) -> str:
-    """Stable key of one clip's audio: id, resolved path, span and file size."""
-    path = Path(clip.audio_path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = -1
-    blob = f"{clip.clip_id}|{path.resolve()}|{clip.start}|{clip.end}|{size}"
+    """Stable key of one clip's media: id, resolved path, span and file size (and the video
+    file's path and size when the clip has one)."""
+
+    def described(path: Path | None) -> str:
+        if path is None:
+            return ""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        return f"{path.resolve()}|{size}"
+
+    a = described(clip.audio_path)
+    path, size = a.rsplit("|", 1)
+    blob = f"{clip.clip_id}|{path}|{clip.start}|{clip.end}|{size}"
+    if clip.video_path is not None:
+        blob += f"|video:{described(clip.video_path)}"
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -63,6 +74,8 @@ def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
     Raises:
         AudioError: naming the clip id and file that could not be used.
     """
+    if encoder.modality == "image":
+        return _encode_frames(encoder, clips)
     waves = []
     for clip in clips:
         try:
@@ -73,6 +86,23 @@ def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
             raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
         waves.append(wave)
     return np.asarray(encoder.embed(waves), dtype=np.float32)
+
+
+def _encode_frames(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
+    """Image encoders: the middle RGB frame of each clip's span (ClipClap §4.1: "the middle
+    frame is passed through the image encoder") from its video file (``video_path``, else the
+    clip's own file when that is a video container)."""
+    from harken.data.video import read_frames
+    from harken.errors import VideoError
+
+    frames = []
+    for clip in clips:
+        path = clip.video_path or clip.audio_path
+        try:
+            frames.append(read_frames(path, 1, start=clip.start, end=clip.end)[0])
+        except VideoError as exc:
+            raise VideoError(f"clip {clip.clip_id!r}: {exc}") from exc
+    return np.asarray(encoder.embed(frames), dtype=np.float32)
 
 
 class FeatureStore:
