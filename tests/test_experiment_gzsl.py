@@ -278,3 +278,15 @@ def test_published_features_refuse_tagger_methods(tmp_path):
     write_synthetic_features(tmp_path, "UCF", "cls_split", "avca", n_per_class=2)
     with pytest.raises(ConfigError, match="label space"):
         gz.run_published(tmp_path, "UCF", tmp_path / "o", methods=["bridge"])
+
+
+def test_demo_has_a_gzsl_task_and_rejects_unknown_ones():
+    from harken import api
+    from harken.errors import ConfigError
+
+    configs = api.demo_configs("/nowhere")
+    gzsl = configs["gzsl"]
+    assert gzsl.protocol == "gzsl" and {"clipclap", "kda", "fusion"} <= set(gzsl.methods)
+    assert {"clip", "clap", "kda"} == set(gzsl.views)
+    with pytest.raises(ConfigError, match="demo task"):
+        api.demo("/nowhere", task="bogus")
