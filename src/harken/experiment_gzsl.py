@@ -275,9 +275,15 @@ def gzsl_splits(
     groups: list[str | None],
     dataset: str,
 ) -> list[GzslSplit]:
-    """The run's splits: a split file (``gzsl_split``), else ``gzsl_splits`` harken-made
-    splits with seeds ``split_seed, split_seed + 1, …``."""
+    """The run's splits: the benchmark's split folder (``gzsl_split`` = a ``class-split/<split>``
+    folder with the six stage files) or a harken split file (JSON), else ``gzsl_splits``
+    harken-made splits with seeds ``split_seed, split_seed + 1, …``."""
     c = config
+    if c.gzsl_split and Path(c.gzsl_split).is_dir():
+        from harken.data.readers.avgzsl import read_avgzsl_split
+        from harken.protocols.gzsl import from_avgzsl
+
+        return [from_avgzsl(read_avgzsl_split(Path(c.gzsl_split)), clip_ids)]
     if c.gzsl_split:
         return [read_gzsl_split(Path(c.gzsl_split))]
     return [

@@ -136,3 +136,23 @@ def test_bad_requests(kitchen20):
     one_group = ["same"] * len(ids)
     with pytest.raises(ConfigError, match="too few recording groups"):
         make_gzsl_split(ids, labels, one_group)
+
+
+def test_the_benchmarks_split_files_over_a_datasets_clips(tmp_path):
+    from harken.data.readers.avgzsl import read_avgzsl_split, write_synthetic_features
+    from harken.protocols.gzsl import from_avgzsl
+
+    root = write_synthetic_features(tmp_path, "UCF", "cls_split", "avca", n_per_class=2)
+    av = read_avgzsl_split(root / "class-split" / "cls_split")
+    files = {f for rows in av.clips.values() for f, _ in rows}
+    clip_ids = [f"videos/{f}.mp4" for f in sorted(files)]  # ids with folders and extensions
+    split = from_avgzsl(av, clip_ids)
+    assert set(split.unseen_2) == set(av.classes["stage_2_test_unseen"])
+    assert all(c.startswith("videos/") for s in STAGES for c in split.clips[s])
+    assert sorted(split.clips["stage_2_train"]) == sorted(
+        c
+        for s in ("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen")
+        for c in split.clips[s]
+    )
+    with pytest.raises(DataError, match="not in the dataset"):
+        from_avgzsl(av, clip_ids[:3])

@@ -255,3 +255,43 @@ def make_gzsl_split(
         "stage_2_test_unseen": tuple(sorted(unseen_2)),
     }
     return GzslSplit(name, {s: clips[s] for s in STAGES}, classes)
+
+
+def from_avgzsl(av, clip_ids: Sequence[str]) -> GzslSplit:
+    """The benchmark's own split files (an
+    :class:`~harken.data.readers.avgzsl.AvGzslSplit`) over a dataset's clips.
+
+    A split row ``filename`` matches the clip whose id, or whose id's file stem, is
+    ``filename`` (the benchmark names clips ``<youtube id>_<n>`` without an extension).
+    ``stage_2_train`` is rebuilt from the three stage-1 clip lists when its csv is absent.
+
+    Raises:
+        DataError: A stage has no clip list, or its clips are not in the dataset.
+    """
+    by_name: dict[str, str] = {}
+    for cid in clip_ids:
+        by_name.setdefault(cid, cid)
+        by_name.setdefault(Path(cid).stem, cid)
+    clips: dict[str, tuple[str, ...]] = {}
+    for stage in STAGES:
+        rows = av.clips.get(stage)
+        if rows is None and stage == "stage_2_train":
+            continue
+        if rows is None:
+            raise DataError(
+                f"{av.name}: no clip list for {stage} (its .csv is missing); give a split "
+                "with clip lists, or use the published features (harken gzsl-features)"
+            )
+        missing = [f for f, _ in rows if f not in by_name]
+        if missing:
+            raise DataError(
+                f"{av.name} {stage}: {len(missing)} of its clips are not in the dataset "
+                f"(e.g. {missing[:3]}); name the dataset's files after the split's filename column"
+            )
+        clips[stage] = tuple(by_name[f] for f, _ in rows)
+    if "stage_2_train" not in clips:
+        clips["stage_2_train"] = tuple(
+            c for s in ("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen") for c in clips[s]
+        )
+    classes = {s: tuple(av.classes[s]) for s in STAGES}
+    return GzslSplit(av.name, {s: clips[s] for s in STAGES}, classes)
