@@ -46,8 +46,14 @@ def _toy():
         "stage_2_test_seen": [("a", 2), ("b", 2), ("c", 2)],
         "stage_2_test_unseen": [("d", 4)],
     }
-    rng = np.random.default_rng(0)
-    ids, labels, clips = [], [], {}
+    ids, labels, clips, rows = [], [], {}, []
+    # Spy scores are the first C feature columns: the clip's own class scores 1 and the
+    # stage's seen classes get a bias — 1.5 on validation (γ just above 0.5 fixes it),
+    # 3.0 on test (γ would have to exceed 2)
+    bias = {"stage_1_val_seen": (0, 1), "stage_1_val_unseen": (0, 1)}
+    bias |= {"stage_2_test_seen": (0, 1, 2), "stage_2_test_unseen": (0, 1, 2)}
+    size = {"stage_1_val_seen": 1.5, "stage_1_val_unseen": 1.5}
+    size |= {"stage_2_test_seen": 3.0, "stage_2_test_unseen": 3.0}
     for stage, parts in per.items():
         clips[stage] = []
         for c, n in parts:
@@ -56,10 +62,13 @@ def _toy():
                 ids.append(cid)
                 labels.append(c)
                 clips[stage].append(cid)
+                row = np.eye(4, dtype=np.float32)[names.index(c)]
+                row[list(bias.get(stage, ()))] += size.get(stage, 0.0)
+                rows.append(row)
     clips["stage_2_train"] = (
         clips["stage_1_train"] + clips["stage_1_val_seen"] + clips["stage_1_val_unseen"]
     )
-    feat = rng.normal(size=(len(ids), 4)).astype(np.float32)
+    feat = np.stack(rows)
     classes = {
         "stage_1_train": ("a", "b"),
         "stage_1_val_seen": ("a", "b"),
@@ -101,22 +110,13 @@ def test_stage_one_never_sees_a_test_clip_and_stage_two_replays_it(monkeypatch):
     assert second[1][0] == "fit" and second[1][3] is None
     assert sorted(second[1][2]) == sorted(split.clips["stage_2_train"])
     assert second[-1][0] == "score" and set(second[-1][2]) == test_ids
-    # the γ reported is the one validation chose
-    val = data.subset(
-        np.isin(
-            data.clip_ids,
-            list(split.clips["stage_1_val_seen"]) + list(split.clips["stage_1_val_unseen"]),
-        )
-    )
-    assert row["calibration"]["value"] == pytest.approx(
-        real(
-            Spy().score(val, classes.subset(["a", "b", "c"])),
-            val.labels,
-            ["a", "b", "c"],
-            ["a", "b"],
-            gz.DEFAULT_GRID,
-        )[0]
-    ) or row["calibration"]["chosen_on"].startswith("stage_1_val")
+    # the γ reported is the one validation chose (just above the validation bias of 1.5 − 1),
+    # not the one the test clips would want (above 3 − 1), and it is what scored the test
+    test = data.subset(np.isin(data.clip_ids, sorted(test_ids)))
+    assert row["calibration"]["value"] == pytest.approx(0.533333)
+    test_best, _ = real(Spy().score(test, classes), test.labels, classes.names, ["a", "b", "c"])
+    assert test_best > 2.0
+    assert row["U"] == 0.0 and row["HM"] == 0.0 and row["validation"]["HM"] == 1.0
     assert row["calibration"]["chosen_on"].startswith("stage_1_val_seen")
 
 

@@ -32,9 +32,8 @@ from harken.methods.base import Batch, Classes, Method
 from harken.metrics.classification import mean_std
 from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
 from harken.protocols.gzsl import (
-    STAGES as STAGES_ORDER,
-)
-from harken.protocols.gzsl import (
+    DISJOINT_STAGES,
+    STAGES,
     GzslSplit,
     make_gzsl_split,
     read_gzsl_split,
@@ -435,13 +434,6 @@ PAPER_SETTINGS: dict[str, dict[str, dict]] = {
         "VGGSound": {"enc_dropout": 0.0, "proj_dropout": 0.0},
     },
 }
-DISJOINT = (
-    "stage_1_train",
-    "stage_1_val_seen",
-    "stage_1_val_unseen",
-    "stage_2_test_seen",
-    "stage_2_test_unseen",
-)
 
 
 def published_data(features) -> tuple[Batch, Classes, GzslSplit]:
@@ -450,29 +442,29 @@ def published_data(features) -> tuple[Batch, Classes, GzslSplit]:
     with one knowledge view per published text embedding (``clip``, ``clap`` or ``w2v``; the
     default embeddings are the first of ``clip``, ``w2v``, ``clap``), and the split."""
     stages = features.stages
-    ids = [f"{s}/{cid}" for s in DISJOINT for cid in stages[s].ids]
+    ids = [f"{s}/{cid}" for s in DISJOINT_STAGES for cid in stages[s].ids]
     data = Batch(
         {
-            "audio": np.concatenate([stages[s].audio for s in DISJOINT]),
-            "video": np.concatenate([stages[s].video for s in DISJOINT]),
+            "audio": np.concatenate([stages[s].audio for s in DISJOINT_STAGES]),
+            "video": np.concatenate([stages[s].video for s in DISJOINT_STAGES]),
         },
-        [y for s in DISJOINT for y in stages[s].labels],
+        [y for s in DISJOINT_STAGES for y in stages[s].labels],
         ids,
     )
-    clips = {s: tuple(f"{s}/{cid}" for cid in stages[s].ids) for s in DISJOINT}
+    clips = {s: tuple(f"{s}/{cid}" for cid in stages[s].ids) for s in DISJOINT_STAGES}
     clips["stage_2_train"] = (
         clips["stage_1_train"] + clips["stage_1_val_seen"] + clips["stage_1_val_unseen"]
     )
-    classes_of = {s: tuple(dict.fromkeys(stages[s].labels)) for s in DISJOINT}
+    classes_of = {s: tuple(dict.fromkeys(stages[s].labels)) for s in DISJOINT_STAGES}
     classes_of["stage_2_train"] = tuple(
         dict.fromkeys(classes_of["stage_1_train"] + classes_of["stage_1_val_unseen"])
     )
     split = GzslSplit(
         f"{features.dataset}/{features.split}",
-        {s: clips[s] for s in STAGES_ORDER},
-        {s: classes_of[s] for s in STAGES_ORDER},
+        {s: clips[s] for s in STAGES},
+        {s: classes_of[s] for s in STAGES},
     )
-    names = sorted({y for s in DISJOINT for y in classes_of[s]})
+    names = sorted({y for s in DISJOINT_STAGES for y in classes_of[s]})
     views = {}
     for source, table in features.class_embeddings.items():
         missing = [n for n in names if n not in table]

@@ -32,16 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
+from harken.data.readers.avgzsl import DISJOINT_STAGES, STAGES
 from harken.errors import ConfigError, DataError
 
-STAGES = (
-    "stage_1_train",
-    "stage_1_val_seen",
-    "stage_1_val_unseen",
-    "stage_2_train",
-    "stage_2_test_seen",
-    "stage_2_test_unseen",
-)
+__all__ = [
+    "DISJOINT_STAGES",
+    "STAGES",
+    "GzslSplit",
+    "from_avgzsl",
+    "make_gzsl_split",
+    "read_gzsl_split",
+    "write_gzsl_split",
+]
 
 
 @dataclass(frozen=True)
