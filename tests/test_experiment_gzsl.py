@@ -219,6 +219,10 @@ def test_kitchen20_end_to_end(kitchen20_run):
     for f in ("results.md", "manifest.json", "predictions.csv", "splits/gzsl0.json"):
         assert (out / f).exists(), f
     assert "| fusion |" in (out / "results.md").read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["knowledge"]["views"]) == {"clap", "kda"}
+    assert set(manifest["features"]) == {"yamnet"} and manifest["features"]["yamnet"]["store"]
+    assert set(manifest["methods"]) == set(results["methods"])
 
 
 @pytest.mark.parametrize("release", ["clipclap", "avca"])

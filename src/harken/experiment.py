@@ -282,6 +282,43 @@ class Experiment:
             seed=c.split_seed,
         )
 
+    def provenance(
+        self,
+        manifest: Manifest,
+        n_classes: int,
+        features: dict[str, np.ndarray],
+        generator_config,
+    ) -> dict:
+        """The run manifest's ``dataset``, ``knowledge``, ``encoders`` and ``features``
+        sections (ids, fingerprints, model configs, feature-store folders and hashes)."""
+        c = self.config
+        names = sorted(features)
+        return {
+            "dataset": {
+                "name": manifest.name,
+                "root": str(manifest.root),
+                "clips": len(manifest),
+                "classes": n_classes,
+                "fingerprint": manifest.fingerprint(),
+            },
+            "knowledge": {
+                "generator": generator_config,
+                "text_encoder": self.encoder(c.text_encoder).config(),
+                "method_text_encoders": {
+                    n: self.encoder(n).config() for n in sorted(self._classes)
+                },
+                "views": c.views,
+            },
+            "encoders": {n: self.encoder(n).config() for n in names},
+            "features": {
+                n: {
+                    "store": str(self.store.folder(manifest.name, self.encoder(n))),
+                    "sha256": array_digest(features[n]),
+                }
+                for n in names
+            },
+        }
+
     def make_method(self, name: str, label_space: Classes | None) -> Method:
         options = dict(self.config.method_options.get(name, {}))
         method = get_method(name, **options)
@@ -391,26 +428,7 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     )
     folder.write_manifest(
         config=asdict(config),
-        dataset={
-            "name": manifest.name,
-            "root": str(manifest.root),
-            "clips": len(manifest),
-            "classes": len(all_classes.names),
-            "fingerprint": manifest.fingerprint(),
-        },
-        knowledge={
-            "generator": generator_config,
-            "text_encoder": exp.encoder(config.text_encoder).config(),
-            "method_text_encoders": {n: exp.encoder(n).config() for n in sorted(exp._classes)},
-        },
-        encoders={n: exp.encoder(n).config() for n in sorted(needs)},
-        features={
-            n: {
-                "store": str(exp.store.folder(manifest.name, exp.encoder(n))),
-                "sha256": array_digest(features[n]),
-            }
-            for n in sorted(needs)
-        },
+        **exp.provenance(manifest, len(all_classes.names), features, generator_config),
         methods={n: methods_out[n]["config"] for n in methods_out},
         selection=fit_logs,
     )

@@ -27,7 +27,7 @@ from harken.errors import ConfigError, DataError
 from harken.experiment import Experiment, ExperimentConfig
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
-from harken.knowledge.classes import class_texts, export_descriptions, member_embeddings
+from harken.knowledge.classes import class_knowledge, class_texts, export_descriptions
 from harken.methods.base import Batch, Classes, Method
 from harken.metrics.classification import mean_std
 from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
@@ -258,11 +258,7 @@ def build_views(exp: Experiment, classes: Classes, views: dict) -> tuple[Classes
         generator = CachedGenerator(get_generator(spec["generator"]))
         texts = class_texts(generator, classes.names)
         encoder = exp.encoder(spec.get("text_encoder", exp.config.text_encoder))
-        per_text = member_embeddings(texts, encoder, classes.names)
-        means = np.stack([m.astype(np.float64).mean(axis=0) for m in per_text])
-        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        alternatives[name] = means.astype(np.float32)
-        members[name] = per_text
+        alternatives[name], members[name] = class_knowledge(texts, encoder, classes.names)
         texts_out[name] = texts
     return Classes(list(classes.names), classes.embeddings, alternatives, members), texts_out
 
@@ -300,6 +296,64 @@ def gzsl_splits(
     ]
 
 
+def evaluate_methods(
+    methods: dict[str, tuple[Callable[[], Method], Classes]],
+    data: Batch,
+    splits: list[GzslSplit],
+    seeds: Sequence[int],
+    grid: Sequence[float] | None,
+) -> tuple[dict[str, dict], list[tuple]]:
+    """Both stages for every method (name → (factory, its classes)), split and seed (trainable
+    methods: every seed; training-free ones: the first). Returns the per-method summaries
+    (:func:`summarise_gzsl` plus ``config``) and the prediction rows."""
+    out: dict[str, dict] = {}
+    predictions: list[tuple] = []
+    for name, (make, classes) in methods.items():
+        probe = make()
+        rows = []
+        for split in splits:
+            for seed in seeds if probe.trainable else list(seeds)[:1]:
+                row = run_split(make, data, classes, split, grid, seed)
+                predictions += [(name, split.name, seed, *p) for p in row.pop("_predictions")]
+                rows.append(row)
+        out[name] = {**summarise_gzsl(rows), "config": probe.config()}
+    return out, predictions
+
+
+def protocol_info(
+    splits: list[GzslSplit], seeds: Sequence[int], grid: Sequence[float] | None
+) -> dict:
+    """The ``protocol`` section of a GZSL ``results.json``."""
+    return {
+        "name": "gzsl",
+        "splits": [s.name for s in splits],
+        "classes": [
+            {
+                "seen_1": len(s.seen_1),
+                "unseen_1": len(s.unseen_1),
+                "seen_2": len(s.seen_2),
+                "unseen_2": len(s.unseen_2),
+            }
+            for s in splits
+        ],
+        "clips": [{st: len(v) for st, v in s.clips.items()} for s in splits],
+        "seeds": list(seeds),
+        "calibration_grid": list(grid) if grid is not None else "per method",
+    }
+
+
+def write_gzsl_run(folder: RunFolder, results: dict, predictions: list[tuple], **manifest) -> None:
+    """``results.json``, ``results.md``, ``predictions.csv`` and ``manifest.json``."""
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", gzsl_markdown(results))
+    folder.write_csv(
+        "predictions.csv", ["method", "split", "seed", "clip_id", "label", "predicted"], predictions
+    )
+    folder.write_manifest(
+        **manifest, methods={n: r["config"] for n, r in results["methods"].items()}
+    )
+
+
 def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
     """Run ``config`` (``protocol = "gzsl"``) into the run folder ``out``."""
     folder = RunFolder(out)
@@ -323,81 +377,30 @@ def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
         write_gzsl_split(split, folder.path / "splits" / f"gzsl{k}.json")
     grid = _grid(config.calibration_grid)
 
-    methods_out: dict[str, dict] = {}
-    predictions: list[tuple] = []
+    methods = {}
+    for name in config.methods:
+        own = exp.classes_for(probes[name], texts, classes)
+        # a method's own text tower re-embeds the default knowledge; the views carry their own
+        # text encoders, so they stay as configured
+        own = Classes(own.names, own.embeddings, classes.alternatives, classes.members)
+        methods[name] = (lambda n=name: exp.make_method(n, label_space), own)
     with folder.stage("methods"):
-        for name in config.methods:
-            method_classes = exp.classes_for(probes[name], texts, classes)
-            if method_classes is not classes:
-                method_classes = Classes(
-                    method_classes.names,
-                    method_classes.embeddings,
-                    classes.alternatives,
-                    classes.members,
-                )
-            seeds = config.seeds if probes[name].trainable else config.seeds[:1]
-            rows = []
-            for split in splits:
-                for seed in seeds:
-                    row = run_split(
-                        lambda n=name: exp.make_method(n, label_space),
-                        data,
-                        method_classes,
-                        split,
-                        grid,
-                        seed,
-                    )
-                    predictions += [(name, split.name, seed, *p) for p in row.pop("_predictions")]
-                    rows.append(row)
-            methods_out[name] = {**summarise_gzsl(rows), "config": probes[name].config()}
+        methods_out, predictions = evaluate_methods(methods, data, splits, config.seeds, grid)
 
     results = {
         "dataset": manifest.name,
         "target": config.target,
-        "protocol": {
-            "name": "gzsl",
-            "splits": [s.name for s in splits],
-            "classes": [
-                {
-                    "seen_1": len(s.seen_1),
-                    "unseen_1": len(s.unseen_1),
-                    "seen_2": len(s.seen_2),
-                    "unseen_2": len(s.unseen_2),
-                }
-                for s in splits
-            ],
-            "clips": [{st: len(v) for st, v in s.clips.items()} for s in splits],
-            "seeds": config.seeds,
-            "calibration_grid": list(grid) if grid is not None else "per method",
-        },
+        "protocol": protocol_info(splits, config.seeds, grid),
         "encoders": {"features": sorted(needs), "text": config.text_encoder},
         "chance": chance_gzsl(splits),
         "methods": methods_out,
     }
-    folder.write_json("results.json", results)
-    folder.write_text("results.md", gzsl_markdown(results))
-    folder.write_csv(
-        "predictions.csv",
-        ["method", "split", "seed", "clip_id", "label", "predicted"],
+    write_gzsl_run(
+        folder,
+        results,
         predictions,
-    )
-    folder.write_manifest(
         config=asdict(config),
-        dataset={
-            "name": manifest.name,
-            "root": str(manifest.root),
-            "clips": len(manifest),
-            "classes": len(classes.names),
-            "fingerprint": manifest.fingerprint(),
-        },
-        knowledge={
-            "generator": generator_config,
-            "text_encoder": exp.encoder(config.text_encoder).config(),
-            "views": config.views,
-        },
-        encoders={n: exp.encoder(n).config() for n in sorted(needs)},
-        features={n: {"sha256": array_digest(features[n])} for n in sorted(needs)},
-        methods={n: methods_out[n]["config"] for n in methods_out},
+        **exp.provenance(manifest, len(classes.names), features, generator_config),
     )
     return results
 
@@ -506,62 +509,36 @@ def run_published(
     folder = RunFolder(Path(out))
     grid = _grid(calibration)
     options = method_options or {}
-    methods_out, predictions, configs = {}, [], {}
+    factories = {}
+    for name in methods:
+        if get_method(name).uses_label_space:
+            raise ConfigError(
+                f"method {name!r} bridges through an audio tagger's label space, which "
+                "published features do not have; use clipclap, kda, devise, ale, sje, "
+                "linear or contrastive"
+            )
+        opts = {**PAPER_SETTINGS.get(name, {}).get(features.dataset, {})}
+        if name in ("clipclap", "kda"):
+            opts |= {"audio": ("audio",), "video": ("video",)}
+        else:
+            opts |= {"features": ("audio", "video")}
+        opts |= options.get(name, {})
+        factories[name] = (lambda n=name, o=opts: get_method(n, **o), classes)
     with folder.stage("methods"):
-        for name in methods:
-            opts = {**PAPER_SETTINGS.get(name, {}).get(features.dataset, {})}
-            if name in ("clipclap", "kda"):
-                opts |= {"audio": ("audio",), "video": ("video",)}
-            else:
-                opts |= {"features": ("audio", "video")}
-            opts |= options.get(name, {})
-
-            def make(name=name, opts=opts) -> Method:
-                return get_method(name, **opts)
-
-            if get_method(name).uses_label_space:
-                raise ConfigError(
-                    f"method {name!r} bridges through an audio tagger's label space, which "
-                    "published features do not have; use clipclap, kda, devise, ale, sje, "
-                    "linear or contrastive"
-                )
-            probe = make()
-            configs[name] = probe.config()
-            rows = []
-            for seed in seeds if probe.trainable else list(seeds)[:1]:
-                row = run_split(make, data, classes, gsplit, grid, seed)
-                predictions += [(name, gsplit.name, seed, *p) for p in row.pop("_predictions")]
-                rows.append(row)
-            methods_out[name] = {**summarise_gzsl(rows), "config": configs[name]}
+        methods_out, predictions = evaluate_methods(factories, data, [gsplit], seeds, grid)
     results = {
         "dataset": f"{features.dataset}-GZSL ({features.release} {features.feature_set})",
         "target": features.split,
-        "protocol": {
-            "name": "gzsl",
-            "splits": [gsplit.name],
-            "classes": [
-                {
-                    "seen_1": len(gsplit.seen_1),
-                    "unseen_1": len(gsplit.unseen_1),
-                    "seen_2": len(gsplit.seen_2),
-                    "unseen_2": len(gsplit.unseen_2),
-                }
-            ],
-            "clips": [{s: len(v) for s, v in gsplit.clips.items()}],
-            "seeds": list(seeds),
-            "calibration_grid": list(grid) if grid is not None else "per method",
-        },
+        "protocol": protocol_info([gsplit], seeds, grid),
         "encoders": {"features": ["audio", "video"], "text": sorted(classes.alternatives)},
         "chance": chance_gzsl([gsplit]),
         "methods": methods_out,
         "notes": features.notes,
     }
-    folder.write_json("results.json", results)
-    folder.write_text("results.md", gzsl_markdown(results))
-    folder.write_csv(
-        "predictions.csv", ["method", "split", "seed", "clip_id", "label", "predicted"], predictions
-    )
-    folder.write_manifest(
+    write_gzsl_run(
+        folder,
+        results,
+        predictions,
         release={
             "root": str(features.root),
             "release": features.release,
@@ -570,6 +547,5 @@ def run_published(
             "feature_set": features.feature_set,
             "sha256": {k: array_digest(v) for k, v in data.features.items()},
         },
-        methods=configs,
     )
     return results

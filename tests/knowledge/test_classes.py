@@ -63,6 +63,20 @@ def test_class_embeddings_match_a_hand_computation():
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
 
 
+def test_class_knowledge_keeps_every_text_embedding_from_one_encoder_pass():
+    from harken.knowledge.classes import class_knowledge
+
+    enc = HashTextEncoder(dim=6)
+    texts = {"a": ["x", "x", "y"], "b": ["z"]}
+    means, members = class_knowledge(texts, enc, ["b", "a"])
+    assert len(enc.batches) == 1
+    vx, vy = (enc.vector(t).astype(np.float64) for t in "xy")
+    ux, uy = vx / np.linalg.norm(vx), vy / np.linalg.norm(vy)
+    np.testing.assert_allclose(members[1], np.stack([ux, ux, uy]), rtol=1e-6)
+    assert members[0].shape == (1, 6) and members[1].dtype == np.float32
+    np.testing.assert_array_equal(means, class_embeddings(texts, enc, ["b", "a"]))
+
+
 def test_per_narration_embedding_is_the_mean_over_the_class_clips():
     """Gebhard et al. (2024) §3: one description per clip, SBERT-embedded, averaged per class."""
     gen, enc = CountingGenerator(), HashTextEncoder()

@@ -141,25 +141,23 @@ def class_embeddings(
         ConfigError: For an empty class list.
         DataError: If a class has no texts, or the encoder returns the wrong shape.
     """
-    classes = _check_classes(classes)
-    members = _members(texts, encoder, classes, normalize)
-    means = np.stack([m.mean(axis=0) for m in members])
-    if normalize:
-        means = _l2(means)
-    return means.astype(np.float32)
+    return class_knowledge(texts, encoder, classes, normalize)[0]
 
 
-def member_embeddings(
+def class_knowledge(
     texts: Mapping[str, Sequence[str]],
     encoder,
     classes: Sequence[str],
     normalize: bool = True,
-) -> list[np.ndarray]:
-    """The embedding of every text of every class: ``[n_c, D]`` float32 per class, rows in
-    ``texts[c]`` order (L2-normalised with ``normalize``); :func:`class_embeddings` averages
-    them. Each distinct text is embedded once."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """:func:`class_embeddings` and the embedding of every text behind them, from one pass of
+    the encoder: ``([C, D] class embeddings, [[n_c, D] per class, rows in texts[c] order])``,
+    float32 (the per-text rows L2-normalised with ``normalize``)."""
     members = _members(texts, encoder, _check_classes(classes), normalize)
-    return [m.astype(np.float32) for m in members]
+    means = np.stack([m.mean(axis=0) for m in members])
+    if normalize:
+        means = _l2(means)
+    return means.astype(np.float32), [m.astype(np.float32) for m in members]
 
 
 def _members(texts, encoder, classes: list[str], normalize: bool) -> list[np.ndarray]:
