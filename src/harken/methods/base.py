@@ -200,3 +200,24 @@ class StandardizedInputs:
             raise RuntimeError(f"{type(self).__name__}: fit() must run before scoring")
         x = np.concatenate([batch.get(f) for f in self.features], axis=1)
         return torch.from_numpy(((x - self._mean) / self._std).astype(np.float32))
+
+
+class ScheduledTraining:
+    """Mixin of heads trained by :func:`harken.train.fit` with ``self.train_config``: replays a
+    first stage's schedule (:meth:`Method.replay`) and reports the optimiser settings."""
+
+    def replay(self, log: dict) -> None:
+        """Train ``log["best_epoch"]`` epochs with the logged learning-rate drops."""
+        self.train_config = self.train_config.replay(log)
+
+    def train_settings(self) -> dict:
+        """The optimiser settings of ``config()``."""
+        c = self.train_config
+        return {
+            "epochs": c.epochs,
+            "lr": c.lr,
+            "batch_size": c.batch_size,
+            "weight_decay": c.weight_decay,
+            "betas": list(c.betas),
+            "plateau_patience": c.plateau_patience,
+        }

@@ -52,7 +52,14 @@ import torch
 import torch.nn.functional as F
 
 from harken.errors import ConfigError, DataError
-from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
+from harken.methods.base import (
+    METHODS,
+    Batch,
+    Classes,
+    Method,
+    ScheduledTraining,
+    StandardizedInputs,
+)
 from harken.train import TrainConfig, fit
 
 MODALITIES = ("both", "audio", "video")
@@ -176,7 +183,7 @@ def clipclap_losses(
     return {"ce": ce, "rec": rec, "reg": reg, "total": ce + rec + reg}
 
 
-class ClipClap(AudioVisualInputs, Method):
+class ClipClap(AudioVisualInputs, ScheduledTraining, Method):
     """Kurzendörfer et al. (2024) ClipClap (see the module docstring).
 
     Args:
@@ -304,9 +311,6 @@ class ClipClap(AudioVisualInputs, Method):
             out["text_fallback"] = fallback
         return out
 
-    def replay(self, log: dict) -> None:
-        self.train_config = self.train_config.replay(log)
-
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         """``[N, C]`` scores ``−‖θ_w^j − θ_o‖₂`` (Eq. 3), columns in ``classes.names`` order."""
         if self.model is None:
@@ -318,7 +322,6 @@ class ClipClap(AudioVisualInputs, Method):
             return negative_distances(theta_o, theta_w)
 
     def config(self) -> dict:
-        c = self.train_config
         return {
             "audio": list(self.audio),
             "video": list(self.video),
@@ -330,12 +333,7 @@ class ClipClap(AudioVisualInputs, Method):
             "d_hidden": self.d_hidden,
             "d_out": self.d_out,
             "dropout": self.dropout,
-            "epochs": c.epochs,
-            "lr": c.lr,
-            "batch_size": c.batch_size,
-            "weight_decay": c.weight_decay,
-            "betas": list(c.betas),
-            "plateau_patience": c.plateau_patience,
+            **self.train_settings(),
         }
 
 

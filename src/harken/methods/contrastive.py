@@ -32,7 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
+from harken.methods.base import (
+    METHODS,
+    Batch,
+    Classes,
+    Method,
+    ScheduledTraining,
+    StandardizedInputs,
+)
 from harken.train import TrainConfig, fit
 
 MAX_LOGIT_SCALE = 100.0
@@ -102,7 +109,7 @@ class ContrastiveHeads(torch.nn.Module):
         return F.normalize(self.text(t), dim=-1)
 
 
-class Contrastive(StandardizedInputs, Method):
+class Contrastive(StandardizedInputs, ScheduledTraining, Method):
     """Contrastively trained projection heads over frozen audio and text embeddings.
 
     Args:
@@ -163,9 +170,6 @@ class Contrastive(StandardizedInputs, Method):
             "logit_scale": float(self.model.logit_scale().detach()),
         }
 
-    def replay(self, log: dict) -> None:
-        self.train_config = self.train_config.replay(log)
-
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         """``[N, C]`` logits ``τ · cos(E_a(x), E_t(e_c))``."""
         if self.model is None:
@@ -176,15 +180,11 @@ class Contrastive(StandardizedInputs, Method):
             return (self.model.logit_scale() * a @ t.T).numpy()
 
     def config(self) -> dict:
-        c = self.train_config
         return {
             "features": list(self.features),
             "dim": self.dim,
             "dropout": self.dropout,
-            "epochs": c.epochs,
-            "lr": c.lr,
-            "batch_size": c.batch_size,
-            "weight_decay": c.weight_decay,
+            **self.train_settings(),
         }
 
 

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 
 from harken.errors import ConfigError, DataError
-from harken.methods.base import METHODS, Batch, Classes, Method
+from harken.methods.base import METHODS, Batch, Classes, Method, ScheduledTraining
 from harken.methods.clipclap import AudioVisualInputs, mlp_block, negative_distances
 from harken.train import TrainConfig, fit
 
@@ -302,7 +302,7 @@ class KDANet(torch.nn.Module):
 # --- the method --------------------------------------------------------------------------
 
 
-class KDA(AudioVisualInputs, Method):
+class KDA(AudioVisualInputs, ScheduledTraining, Method):
     """Chen et al. (2024) KDA (see the module docstring).
 
     Args:
@@ -442,9 +442,6 @@ class KDA(AudioVisualInputs, Method):
             "distribution": distribution,
         }
 
-    def replay(self, log: dict) -> None:
-        self.train_config = self.train_config.replay(log)
-
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         """``[N, C]`` scores ``−‖ρ_t^j − ρ_av‖₂`` (Eq. 8), columns in ``classes.names`` order."""
         if self.model is None:
@@ -455,7 +452,6 @@ class KDA(AudioVisualInputs, Method):
             return negative_distances(rho_av, self.model.embed_knowledge(self._knowledge(classes)))
 
     def config(self) -> dict:
-        c = self.train_config
         return {
             "audio": list(self.audio),
             "video": list(self.video),
@@ -472,12 +468,7 @@ class KDA(AudioVisualInputs, Method):
             "covariance": self.covariance,
             "alpha": self.alpha,
             "beta": self.beta,
-            "epochs": c.epochs,
-            "lr": c.lr,
-            "batch_size": c.batch_size,
-            "weight_decay": c.weight_decay,
-            "betas": list(c.betas),
-            "plateau_patience": c.plateau_patience,
+            **self.train_settings(),
         }
 
 

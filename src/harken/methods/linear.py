@@ -27,7 +27,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from harken.methods.base import METHODS, Batch, Classes, Method, StandardizedInputs
+from harken.methods.base import (
+    METHODS,
+    Batch,
+    Classes,
+    Method,
+    ScheduledTraining,
+    StandardizedInputs,
+)
 from harken.registry import Registry
 from harken.train import TrainConfig, fit
 
@@ -68,7 +75,7 @@ def ranking_hinge_loss(scores: torch.Tensor, y: torch.Tensor, margin: float = 1.
     return (weight * violations.sum(dim=1)).mean()
 
 
-class LinearProjection(StandardizedInputs, Method):
+class LinearProjection(StandardizedInputs, ScheduledTraining, Method):
     """Gebhard et al. (2024) linear projection + dot-product compatibility.
 
     Args:
@@ -126,9 +133,6 @@ class LinearProjection(StandardizedInputs, Method):
             "lr_drops": log["lr_drops"],
         }
 
-    def replay(self, log: dict) -> None:
-        self.train_config = self.train_config.replay(log)
-
     def score(self, batch: Batch, classes: Classes) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("linear: fit() must run before score()")
@@ -137,15 +141,11 @@ class LinearProjection(StandardizedInputs, Method):
             return (proj @ torch.from_numpy(classes.embeddings.astype(np.float32)).T).numpy()
 
     def config(self) -> dict:
-        c = self.train_config
         return {
             "features": list(self.features),
             "loss": self.loss_name,
             "margin": self.margin,
-            "epochs": c.epochs,
-            "lr": c.lr,
-            "batch_size": c.batch_size,
-            "weight_decay": c.weight_decay,
+            **self.train_settings(),
         }
 
     def state(self) -> dict:
