@@ -155,3 +155,77 @@ def masked_mean(hidden, mask):
         return hidden.mean(dim=1)
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def pooled(output):
+    """``get_*_features`` returns a tensor (transformers 4) or a pooled output (transformers 5)."""
+    import torch
+
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def joint_text_embeddings(
+    model, tokenizer, texts: Sequence[str], batch_size: int, max_tokens: int, desc: str
+):
+    """Unit-norm ``get_text_features`` of a two-tower transformers model (CLAP, CLIP): texts
+    padded and truncated to ``max_tokens``, in batches of ``batch_size``; float32 ``[N, D]``."""
+    import numpy as np
+    import torch
+
+    out = []
+    parts = list(chunks(list(texts), batch_size))
+    with torch.inference_mode():
+        for part in progress(parts, len(parts), desc, len(texts)):
+            tokens = tokenizer(
+                list(part),
+                padding="max_length",
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            )
+            emb = pooled(
+                model.get_text_features(
+                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+                )
+            )
+            out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+class SharedCheckpointEncoder:
+    """Base of the towers of one two-tower hub checkpoint (CLAP, CLIP): every tower of a model
+    id shares one loaded checkpoint (``load(model_id)``, cached by the subclass's loader), and
+    the dimension is known without loading it for the default model.
+
+    Subclasses set ``default_model``, ``default_dim`` and ``load`` (a staticmethod).
+    """
+
+    default_model: str = ""
+    default_dim: int = 0
+    load: Callable[[str], Any]
+
+    def __init__(self, model: str, name: str) -> None:
+        self.model_id = model
+        self.name = name
+        self._dim = self.default_dim if model == self.default_model else None
+
+    def checkpoint(self):
+        """The shared loaded checkpoint (loads it on first use)."""
+        return self.load(self.model_id)
+
+    @property
+    def dim(self) -> int:
+        """Joint-space size (``projection_dim``), read from the checkpoint unless the default."""
+        if self._dim is None:
+            self._dim = self.checkpoint().dim
+        return self._dim
+
+    def _base_config(self) -> dict:
+        ckpt = self.checkpoint()
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "revision": ckpt.revision,
+            "dim": ckpt.dim,
+            "normalize": "L2",
+        }

@@ -53,11 +53,14 @@ import numpy as np
 
 from harken.data.audio import ClipPolicy
 from harken.encoders._hf import (
+    SharedCheckpointEncoder,
     check_loading_info,
     chunks,
     folder_fingerprint,
     hub_commit,
+    joint_text_embeddings,
     load_or_unavailable,
+    pooled,
     progress,
     resolve_model,
 )
@@ -181,31 +184,11 @@ def load_clap(model: str = DEFAULT_MODEL) -> ClapCheckpoint:
     return _CHECKPOINTS[key]
 
 
-def _features_tensor(output):
-    """``get_*_features`` returns a tensor (transformers 4) or a pooled output (transformers 5)."""
-    import torch
-
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-class _ClapBase:
+class _ClapBase(SharedCheckpointEncoder):
     """What the audio and text encoders share: the checkpoint, its dimension and scales."""
 
-    def __init__(self, model: str, name: str) -> None:
-        self.model_id = model
-        self.name = name
-        self._dim = DEFAULT_DIM if model == DEFAULT_MODEL else None
-
-    def checkpoint(self) -> ClapCheckpoint:
-        """The shared loaded checkpoint (loads it on first use)."""
-        return load_clap(self.model_id)
-
-    @property
-    def dim(self) -> int:
-        """Joint-space size (``projection_dim``), read from the checkpoint unless the default."""
-        if self._dim is None:
-            self._dim = self.checkpoint().dim
-        return self._dim
+    default_model, default_dim = DEFAULT_MODEL, DEFAULT_DIM
+    load = staticmethod(lambda model: load_clap(model))  # looked up at call time
 
     @property
     def logit_scale(self) -> float:
@@ -217,16 +200,6 @@ class _ClapBase:
     def logit_scale_text(self) -> float:
         """``exp(logit_scale_t)``, the scale of ``logits_per_text`` (loads the model)."""
         return self.checkpoint().logit_scale_text
-
-    def _base_config(self) -> dict:
-        ckpt = self.checkpoint()
-        return {
-            "name": self.name,
-            "model": self.model_id,
-            "revision": ckpt.revision,
-            "dim": ckpt.dim,
-            "normalize": "L2",
-        }
 
 
 class ClapAudioEncoder(_ClapBase):
@@ -345,7 +318,7 @@ class ClapAudioEncoder(_ClapBase):
                 )
                 # Every window fits the model: no fusion of crops, whatever the extractor drew.
                 is_longer = torch.zeros((len(batch), 1), dtype=torch.bool)
-                emb = _features_tensor(
+                emb = pooled(
                     model.get_audio_features(
                         input_features=feats["input_features"].to(torch.float32),
                         is_longer=is_longer,
@@ -408,31 +381,13 @@ class ClapTextEncoder(_ClapBase):
         Returns:
             float32 ``[N, dim]``, unit rows.
         """
-        import torch
-
         texts = [str(t) for t in batch]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         ckpt = self.checkpoint()
-        tokenizer, model = ckpt.tokenizer, ckpt.model
-        out = []
-        batches = list(chunks(texts, self.batch_size))
-        with torch.inference_mode():
-            for part in progress(batches, len(batches), self.name, len(texts)):
-                tokens = tokenizer(
-                    list(part),
-                    padding="max_length",
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                emb = _features_tensor(
-                    model.get_text_features(
-                        input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-                    )
-                )
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
-        return np.concatenate(out).astype(np.float32)
+        return joint_text_embeddings(
+            ckpt.model, ckpt.tokenizer, texts, self.batch_size, self.max_tokens, self.name
+        )
 
 
 @ENCODERS.register("clap")

@@ -38,11 +38,14 @@ from pathlib import Path
 import numpy as np
 
 from harken.encoders._hf import (
+    SharedCheckpointEncoder,
     check_loading_info,
     chunks,
     folder_fingerprint,
     hub_commit,
+    joint_text_embeddings,
     load_or_unavailable,
+    pooled,
     progress,
     resolve_model,
 )
@@ -238,50 +241,22 @@ def load_clip(model: str = DEFAULT_MODEL) -> ClipCheckpoint:
     return _CHECKPOINTS[key]
 
 
-def _features_tensor(output):
-    """``get_*_features`` returns a tensor (transformers 4) or a pooled output (transformers 5)."""
-    import torch
-
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-class _ClipBase:
+class _ClipBase(SharedCheckpointEncoder):
     """What the image and text encoders share: the checkpoint, its dimension and scale."""
 
     sample_rate = None
+    default_model, default_dim = DEFAULT_MODEL, DEFAULT_DIM
+    load = staticmethod(lambda model: load_clip(model))  # looked up at call time
 
     def __init__(self, model: str, name: str, batch_size: int) -> None:
-        self.model_id = model
-        self.name = name
+        super().__init__(model, name)
         self.batch_size = batch_size
-        self._dim = DEFAULT_DIM if model == DEFAULT_MODEL else None
-
-    def checkpoint(self) -> ClipCheckpoint:
-        """The shared loaded checkpoint (loads it on first use)."""
-        return load_clip(self.model_id)
-
-    @property
-    def dim(self) -> int:
-        """Joint-space size (``projection_dim``), read from the checkpoint unless the default."""
-        if self._dim is None:
-            self._dim = self.checkpoint().dim
-        return self._dim
 
     @property
     def logit_scale(self) -> float:
         """``exp(logit_scale)``: multiply image·text cosines by it to get transformers'
         ``logits_per_image`` (loads the model)."""
         return self.checkpoint().logit_scale
-
-    def _base_config(self) -> dict:
-        ckpt = self.checkpoint()
-        return {
-            "name": self.name,
-            "model": self.model_id,
-            "revision": ckpt.revision,
-            "dim": ckpt.dim,
-            "normalize": "L2",
-        }
 
 
 class ClipImageEncoder(_ClipBase):
@@ -341,7 +316,7 @@ class ClipImageEncoder(_ClipBase):
         parts = list(chunks(frames, self.batch_size))
         with torch.inference_mode():
             for part in progress(parts, len(parts), self.name, len(frames)):
-                emb = _features_tensor(model.get_image_features(pixel_values=self.preprocess(part)))
+                emb = pooled(model.get_image_features(pixel_values=self.preprocess(part)))
                 out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
         return np.concatenate(out).astype(np.float32)
 
@@ -385,31 +360,13 @@ class ClipTextEncoder(_ClipBase):
         Returns:
             float32 ``[N, dim]``, unit rows.
         """
-        import torch
-
         texts = [str(t) for t in batch]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         ckpt = self.checkpoint()
-        tokenizer, model = ckpt.tokenizer, ckpt.model
-        out = []
-        parts = list(chunks(texts, self.batch_size))
-        with torch.inference_mode():
-            for part in progress(parts, len(parts), self.name, len(texts)):
-                tokens = tokenizer(
-                    list(part),
-                    padding="max_length",
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                emb = _features_tensor(
-                    model.get_text_features(
-                        input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-                    )
-                )
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
-        return np.concatenate(out).astype(np.float32)
+        return joint_text_embeddings(
+            ckpt.model, ckpt.tokenizer, texts, self.batch_size, self.max_tokens, self.name
+        )
 
 
 @ENCODERS.register("clip-image")
