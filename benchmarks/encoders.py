@@ -26,18 +26,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
@@ -341,27 +339,6 @@ def summarise(name: str, args: argparse.Namespace, harken: dict, bare: dict, emb
     return out
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "versions": {
-            p: _version(p)
-            for p in ("harken", "numpy", "onnxruntime", "torch", "sentence-transformers", "soxr")
-        },
-    }
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated names")
@@ -387,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         name, mode = args.worker.split(":")
         worker(name, mode, args)
         return
-    machine = machine_info()
+    machine = machine_info(("numpy", "onnxruntime", "torch", "sentence-transformers", "soxr"))
     results = {}
     with tempfile.TemporaryDirectory(prefix="harken-bench-") as tmp:
         for name in args.encoders.split(","):

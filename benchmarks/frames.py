@@ -24,17 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 MODES = ("decode", "bare", "encode")
 
@@ -180,27 +178,11 @@ def spawn(mode: str, args: argparse.Namespace, tmp: Path) -> tuple[dict, np.ndar
     return figures, np.load(result.with_suffix(".npy"))
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
+def ffmpeg_version() -> str:
     import av
 
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "ffmpeg": ".".join(str(v) for v in av.ffmpeg_version_info)
-        if isinstance(av.ffmpeg_version_info, tuple)
-        else str(av.ffmpeg_version_info),
-        "versions": {p: _version(p) for p in ("harken", "av", "numpy", "torch")},
-    }
+    info = av.ffmpeg_version_info
+    return ".".join(str(v) for v in info) if isinstance(info, tuple) else str(info)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -249,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(args.worker, args)
         return
-    machine = machine_info()
+    machine = machine_info(("av", "numpy", "torch"), ffmpeg=ffmpeg_version())
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="harken-bench-frames-") as tmp:
         args.video_dir = Path(tmp) / "videos"

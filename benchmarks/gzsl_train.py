@@ -43,16 +43,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 
 METHODS = ("clipclap", "kda")
 D_AUDIO, D_VIDEO = 1024, 512  # CLAP audio / CLIP image embeddings (ClipClap §4.1)
@@ -236,24 +234,6 @@ def spawn(method: str, args: argparse.Namespace) -> dict:
 # --- orchestration ---------------------------------------------------------------------------
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("harken", "numpy", "torch")},
-    }
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated names")
@@ -279,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
         return
-    machine = machine_info()
+    machine = machine_info(("numpy", "torch"))
     results = {name: spawn(name, args) for name in args.methods.split(",")}
     setup = {
         "clips": args.clips,

@@ -38,15 +38,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+from _machine import machine_info
 from threadpoolctl import threadpool_limits
 
 from harken.store.index import EmbeddingIndex, exact_search, faiss_module
@@ -163,25 +161,6 @@ def bench(kind: str, n: int, args: argparse.Namespace) -> dict:
     return out
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def machine_info(threads: int) -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": threads or "library default (all cores)",
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("harken", "numpy", "faiss-cpu")},
-    }
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,100000", help="comma-separated collection sizes")
@@ -210,7 +189,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    machine = machine_info(args.threads)
+    machine = machine_info(
+        ("numpy", "faiss-cpu"), threads=args.threads or "library default (all cores)"
+    )
     faiss = faiss_module()
     if faiss is None:
         log("faiss is not installed: exact search only (`pip install harken[faiss]`)")
