@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harken.methods.base import Batch, Classes
+from harken.metrics.classification import unweighted_accuracy
 
 
 @dataclass
@@ -62,3 +63,57 @@ def permuted(classes: Classes, seed: int = 1) -> Classes:
     while (order == np.arange(len(order))).all():
         order = rng.permutation(len(classes.names))
     return Classes([classes.names[i] for i in order], classes.embeddings[order])
+
+
+# --- a synthetic audio-visual zero-shot problem ------------------------------------------
+
+
+def make_av_problem(
+    seed: int = 0, n_train: int = 40, n_dev: int = 16, n_test: int = 8, per_class: int = 6
+) -> Problem:
+    """Video = a fixed map of the class's CLIP-like embedding (6-d), audio = one of its
+    CLAP-like embedding (5-d), plus noise. Classes carry both views, 7-d default embeddings and
+    three per-description embeddings of the default knowledge (``members["llm"]``)."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_dev + n_test
+    names = [f"class{i:02d}" for i in range(n)]
+    clip = _unit(rng.normal(size=(n, 6))).astype(np.float32)
+    clap = _unit(rng.normal(size=(n, 5))).astype(np.float32)
+    both = np.concatenate([clip, clap], axis=1) @ rng.normal(size=(11, 7))
+    members = [(both[i] + 0.1 * rng.normal(size=(3, 7))).astype(np.float32) for i in range(n)]
+    default = np.stack([m.mean(axis=0) for m in members]).astype(np.float32)
+    classes = Classes(names, default, {"clip": clip, "clap": clap}, {"llm": members})
+    to_video, to_audio = rng.normal(size=(10, 6)), rng.normal(size=(8, 5))
+
+    def batch(ids: range) -> Batch:
+        rows = np.repeat(np.array(list(ids)), per_class)
+        labels = [names[r] for r in rows]
+        video = clip[rows] @ to_video.T + 0.05 * rng.normal(size=(len(rows), 10))
+        audio = clap[rows] @ to_audio.T + 0.05 * rng.normal(size=(len(rows), 8))
+        features = {"video": video.astype(np.float32), "audio": audio.astype(np.float32)}
+        return Batch(features, labels, [f"{label}-{i}" for i, label in enumerate(labels)])
+
+    parts = (range(n_train), range(n_train, n_train + n_dev), range(n_train + n_dev, n))
+    out = []
+    for p in parts:
+        out += [batch(p), classes.subset([names[i] for i in p])]
+    return Problem(*out)
+
+
+def reordered(classes: Classes, seed: int = 1) -> Classes:
+    """The same classes in another order, views and members moved along."""
+    order = np.random.default_rng(seed).permutation(len(classes.names))
+    return classes.subset([classes.names[i] for i in order])
+
+
+def with_features(batch: Batch, **features: np.ndarray) -> Batch:
+    return Batch({**batch.features, **features}, batch.labels, batch.clip_ids)
+
+
+def ua(method, batch: Batch, classes: Classes) -> float:
+    return unweighted_accuracy(batch.labels, method.predict(batch, classes))
+
+
+@pytest.fixture(scope="module")
+def av() -> Problem:
+    return make_av_problem()

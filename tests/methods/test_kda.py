@@ -23,7 +23,7 @@ from harken.methods.kda import (
     w2_gaussian_exact,
 )
 
-from .test_clipclap import make_av_problem, reordered, ua, with_features
+from .conftest import reordered, ua, with_features
 
 
 def _t(*rows) -> torch.Tensor:
@@ -198,11 +198,6 @@ def test_class_moments():
 
 
 # --- the method --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def av():
-    return make_av_problem()
 
 
 def _kda(**kwargs) -> KDA:
