@@ -109,12 +109,18 @@ class AudioVisualInputs(StandardizedInputs):
         self.features = (self.video if uses_video else ()) + (self.audio if uses_audio else ())
 
     def _fit_streams(self, train: Batch) -> torch.Tensor:
-        """Training inputs ``[N, D]``; learns the standardisation (or the identity)."""
-        x = self._fit_inputs(train)
-        if not self.standardize:
-            self._mean = np.zeros(x.shape[1], dtype=x.dtype)
-            self._std = np.ones(x.shape[1], dtype=x.dtype)
+        """Training inputs ``[N, D]``; learns the standardisation when ``standardize``."""
+        if self.standardize:
+            self._fit_inputs(train)
         return self._inputs(train)
+
+    def _inputs(self, batch: Batch) -> torch.Tensor:
+        """``[N, D]`` float32 inputs: standardised, or the raw features concatenated once (no
+        arithmetic copies of a large feature matrix)."""
+        if self.standardize:
+            return super()._inputs(batch)
+        x = np.concatenate([batch.get(f) for f in self.features], axis=1)
+        return torch.from_numpy(x.astype(np.float32, copy=False))
 
     def _video_width(self, batch: Batch) -> int:
         """Number of leading input columns that are video features."""
