@@ -181,7 +181,7 @@ def test_embed_writes_rows_in_input_order(shared_data, tmp_path):
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     missing = tmp_path / "nope.wav"
-    assert main(["predict", str(missing), "--labels", "a,b"]) == 2
+    assert main(["predict", str(missing), "--labels", "a,b"]) == 1  # a data error
     err = capsys.readouterr().err
     assert "nope.wav" in err and "not found" in err
 
@@ -189,7 +189,7 @@ def test_missing_file_is_a_clear_error(tmp_path, capsys):
 def test_corrupt_file_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....garbage" * 20)
-    assert main(["embed", str(bad), "--out", str(tmp_path / "x.npy")]) == 2
+    assert main(["embed", str(bad), "--out", str(tmp_path / "x.npy")]) == 1
     err = capsys.readouterr().err
     assert "bad.wav" in err and "decode" in err
     assert not (tmp_path / "x.npy").exists()
@@ -266,11 +266,11 @@ def test_index_header_records_the_space_and_count(index_dir):
 def test_search_errors_are_clear(index_dir, tmp_path, capsys):
     assert main(["search", str(index_dir)]) == 2
     assert "either a text query or --audio" in capsys.readouterr().err
-    assert main(["search", str(tmp_path), "chop"]) == 2
+    assert main(["search", str(tmp_path), "chop"]) == 1
     assert "harken index" in capsys.readouterr().err
-    assert main(["search", str(index_dir), "--audio", str(tmp_path / "nope.wav")]) == 2
+    assert main(["search", str(index_dir), "--audio", str(tmp_path / "nope.wav")]) == 1
     assert "nope.wav" in capsys.readouterr().err
-    assert main(["index", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "i")]) == 2
+    assert main(["index", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "i")]) == 1
     assert "missing.wav" in capsys.readouterr().err
 
 

@@ -3,7 +3,8 @@
 Commands: ``run``, ``demo``, ``gzsl-features``, ``predict``, ``embed``, ``index``, ``search``,
 ``bench``;
 ``harken COMMAND --help`` for each.
-Errors harken raises on purpose print as one line (``harken: error: ...``) with exit code 2.
+Errors harken raises on purpose print as one paragraph (``harken: error: ...``) with exit code 2
+for usage/config errors and 1 for data errors.
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except HarkenError as exc:
         print(f"harken: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("harken: interrupted; finished work (features, caches) is kept", file=sys.stderr)
         return 130

@@ -1,8 +1,15 @@
-"""Errors a user can act on: each names the file/row, what was expected and what to do."""
+"""Errors a user can act on: each names the file/row, what was expected and what to do.
+
+The command line prints them as one paragraph (no traceback unless ``--debug``) and exits with
+:attr:`HarkenError.exit_code`: 2 for usage and configuration errors, 1 for data errors.
+"""
 
 
 class HarkenError(Exception):
     """Base class of every error harken raises on purpose."""
+
+    #: The command line's exit status for this error.
+    exit_code = 1
 
 
 class AudioError(HarkenError):
@@ -19,6 +26,8 @@ class VideoError(DataError):
 
 class ConfigError(HarkenError):
     """A run configuration or argument is invalid."""
+
+    exit_code = 2
 
 
 class ModelUnavailableError(HarkenError):
