@@ -54,3 +54,74 @@ def test_membership_and_iteration(registry):
 def test_registering_a_name_twice_fails(registry):
     with pytest.raises(ValueError, match="'plain' is registered twice"):
         registry.register("plain")(lambda **_: None)
+
+
+class Gadget:
+    def __init__(self, size: int = 1, name: str | None = None) -> None:
+        self.size, self.name = size, name
+
+    @classmethod
+    def validate_options(cls, options: dict) -> list[str]:
+        size = options.get("size", 1)
+        return [] if size >= 1 else [f"option 'size' must be ≥ 1, not {size}"]
+
+
+@pytest.fixture
+def typed() -> Registry:
+    reg: Registry = Registry("gadget", options_from_return=True)
+
+    @reg.register("gadget")
+    def _gadget(spec: str | None = None, **kwargs) -> Gadget:
+        return Gadget(name=spec, **kwargs)
+
+    @reg.register("fixed", fixed=("name",))
+    def _fixed(**kwargs) -> Gadget:
+        return Gadget(name="fixed", **kwargs)
+
+    return reg
+
+
+def test_options_come_from_an_explicit_signature(registry):
+    @registry.register("strict")
+    def _strict(size: int = 1, spec: str | None = None):
+        return size
+
+    assert sorted(registry.options("strict")) == ["size"]  # spec is not a user option
+    assert registry.options("plain") is None  # **kwargs only: anything goes
+    with pytest.raises(ConfigError, match=r"unknown option 'colour' for widget 'strict'; valid "):
+        registry.create("strict", colour="red")
+    assert registry.create("strict:x", size=4) == 4
+
+
+def test_options_of_a_kwargs_factory_come_from_the_class_it_returns(typed):
+    assert sorted(typed.options("gadget")) == ["name", "size"]
+    assert sorted(typed.options("fixed")) == ["size"]
+    assert typed.create("gadget:g", size=3).size == 3
+    with pytest.raises(ConfigError, match="unknown option 'name' for gadget 'fixed'"):
+        typed.create("fixed", name="x")
+    with pytest.raises(ConfigError, match="valid options: name, size"):
+        typed.create("gadget", colour=1)
+
+
+def test_option_values_are_checked_against_annotations_and_the_hook(typed):
+    with pytest.raises(
+        ConfigError, match=r"option 'size' must be an integer, not 'big' \(string\)"
+    ):
+        typed.create("gadget", size="big")
+    with pytest.raises(ConfigError, match=r"gadget 'gadget': option 'size' must be ≥ 1, not 0"):
+        typed.create("gadget", size=0)
+    with pytest.raises(ConfigError, match=r"^run.toml: \[methods.g\]: "):
+        typed.check("gadget", {"size": 0}, context="run.toml: [methods.g]")
+
+
+def test_joint_spaces_reject_unknown_options():
+    from harken.methods.joint import get_joint_space
+
+    with pytest.raises(ConfigError, match="unknown option 'foo' for joint space 'clap'"):
+        get_joint_space("clap", foo=1)
+    with pytest.raises(ConfigError, match="unknown option 'foo' for joint space 'msclap:2023'"):
+        get_joint_space("msclap:2023", foo=1)
+    with pytest.raises(ConfigError, match="valid options: sim_power, sim_threshold, tagger"):
+        get_joint_space("bridge", top_k=5)
+    with pytest.raises(ConfigError, match="option 'top_t' must be an integer"):
+        get_joint_space("bridge", top_t="5")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import random
 
+import numpy as np
 import pytest
 import torch
 
-from harken.train import TrainConfig, fit, seed_everything
+from harken.train import TrainConfig, fit, seeded, torch_threads
 
 
 def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,12 +99,75 @@ def test_without_dev_the_last_epoch_is_kept():
     assert torch.equal(model.weight, with_dev.weight)
 
 
-def test_seed_everything_seeds_torch_and_returns_a_generator():
-    gen = seed_everything(3)
-    first = torch.rand(2), torch.randperm(10, generator=gen)
-    gen = seed_everything(3)
-    assert torch.equal(first[0], torch.rand(2))
-    assert torch.equal(first[1], torch.randperm(10, generator=gen))
+def test_seeded_block_is_reproducible_and_restores_the_callers_generator():
+    torch.manual_seed(99)
+    expected_next = torch.rand(3)
+    torch.manual_seed(99)
+    with seeded(3) as gen:
+        first = torch.rand(2), torch.randperm(10, generator=gen)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's sequence continues
+    with seeded(3) as gen:
+        assert torch.equal(first[0], torch.rand(2))
+        assert torch.equal(first[1], torch.randperm(10, generator=gen))
+
+
+def _global_state():
+    return (
+        torch.get_num_threads(),
+        torch.random.get_rng_state(),
+        np.random.get_state(),
+        random.getstate(),
+    )
+
+
+def _assert_same_state(before, after):
+    assert after[0] == before[0]
+    assert torch.equal(after[1], before[1])
+    assert after[2][0] == before[2][0] and np.array_equal(after[2][1], before[2][1])
+    assert after[2][2:] == before[2][2:]
+    assert after[3] == before[3]
+
+
+def _dropout_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+
+
+def test_fit_leaves_threads_and_every_global_generator_as_it_found_them():
+    torch.manual_seed(2024)
+    np.random.seed(7)
+    random.seed(11)
+    # a thread count fit would change (it trains small heads on one thread)
+    model, (x, y) = _dropout_model(), _data()
+    with torch_threads(2):
+        before = _global_state()
+        fit(model, _ce, x, y, TrainConfig(epochs=2, lr=0.05, batch_size=8), 5)
+        _assert_same_state(before, _global_state())
+
+
+def test_fit_with_dropout_is_reproducible_whatever_the_callers_generator_state():
+    def train(caller_seed: int) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = _dropout_model()
+        torch.manual_seed(caller_seed)  # the caller's state must not matter
+        x, y = _data()
+        fit(model, _ce, x, y, TrainConfig(epochs=2, lr=0.05, batch_size=8), 5)
+        return model
+
+    a, b = train(1), train(2)
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name])
+
+
+def test_thread_count_is_restored_when_training_fails():
+    def broken_loss(model, xb, yb):
+        raise ValueError("boom")
+
+    model, (x, y) = _model(), _data()
+    with torch_threads(2):
+        before = _global_state()
+        with pytest.raises(ValueError, match="boom"):
+            fit(model, broken_loss, x, y, CONFIG, 0)
+        _assert_same_state(before, _global_state())
 
 
 def _lr_log(model_fit_config, scores):

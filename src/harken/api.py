@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from harken.experiment import ExperimentConfig, run_experiment
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts
-from harken.knowledge.templates import TemplateGenerator
+from harken.knowledge.templates import TemplateGenerator, humanize
 from harken.methods.base import Batch, Classes, get_method
 from harken.methods.conse import l2_normalize
 from harken.methods.joint import JointSpace, get_joint_space
@@ -229,13 +230,38 @@ def _model_settings(model_dir: str | Path | None) -> dict:
 
 
 def _check_labels(labels: Sequence[str]) -> list[str]:
-    labels = [label.strip() for label in labels if label.strip()]
-    if len(labels) < 2:
+    """Candidate labels, stripped; at least two, none empty, none repeated, and no two that
+    become the same text (labels are turned into text by
+    :func:`~harken.knowledge.templates.humanize`, and compared case-folded).
+
+    Raises:
+        ConfigError: naming the offending labels and what to do.
+    """
+    if isinstance(labels, str):
+        raise ConfigError(f"labels must be a list of strings such as [{labels!r}], not a string")
+    out = []
+    for i, label in enumerate(labels, 1):
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"candidate label {i} of {len(labels)} is empty ({label!r})")
+        out.append(label.strip())
+    if len(out) < 2:
         raise ConfigError("give at least two candidate labels (e.g. --labels 'chop,pour')")
-    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    counts = Counter(out)
+    duplicates = sorted(x for x, n in counts.items() if n > 1)
     if duplicates:
-        raise ConfigError(f"candidate labels contain duplicates: {duplicates}")
-    return labels
+        raise ConfigError(f"candidate labels contain duplicates: {duplicates}; keep one of each")
+    groups: dict[str, list[str]] = {}
+    for label in out:
+        groups.setdefault(humanize(label).casefold(), []).append(label)
+    same = [g for g in groups.values() if len(g) > 1]
+    if same:
+        shown = "; ".join(", ".join(repr(x) for x in g) for g in same[:5])
+        raise ConfigError(
+            f"candidate labels that become the same text: {shown}"
+            f"{f' (and {len(same) - 5} more groups)' if len(same) > 5 else ''}; "
+            "keep one label of each group"
+        )
+    return out
 
 
 def _generator(templates: str | Sequence[str] | None, settings: dict):

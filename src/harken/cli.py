@@ -10,13 +10,16 @@ for usage/config errors and 1 for data errors.
 from __future__ import annotations
 
 import argparse
+import csv
+import errno
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from harken import __version__
-from harken.errors import HarkenError
+from harken.errors import ConfigError, DataError, HarkenError
 
 
 def _cmd_run(args) -> None:
@@ -99,18 +102,61 @@ def _cmd_predict(args) -> None:
 
 
 def _read_labels(args) -> list[str]:
+    """The candidate labels of ``--labels`` (one CSV row) and ``--labels-file`` (one per line).
+
+    Raises:
+        ConfigError: no labels, or an empty ``--labels`` entry.
+        DataError: the labels file is missing, a folder, unreadable or not UTF-8.
+    """
     labels: list[str] = []
     if args.labels:
-        labels += [x.strip() for x in args.labels.split(",")]
+        labels += parse_labels_option(args.labels)
     if args.labels_file:
-        path = Path(args.labels_file)
-        if not path.exists():
-            raise HarkenError(f"{path}: labels file not found")
-        labels += [line.strip() for line in path.read_text().splitlines()]
-    labels = [x for x in labels if x]
+        labels += read_labels_file(Path(args.labels_file))
     if not labels:
-        raise HarkenError("give candidate labels with --labels 'a,b,c' or --labels-file FILE")
+        raise ConfigError("give candidate labels with --labels 'a,b,c' or --labels-file FILE")
     return labels
+
+
+def parse_labels_option(text: str) -> list[str]:
+    """``--labels`` as one CSV row: ``'"salt, pepper",chop'`` → ``["salt, pepper", "chop"]``."""
+    try:
+        row = next(csv.reader([text], skipinitialspace=True, strict=True), [])
+    except csv.Error as exc:
+        raise ConfigError(
+            f"--labels {text!r}: {exc}; separate labels with commas and quote a label that "
+            "contains a comma, e.g. --labels '\"salt, pepper\",chop'"
+        ) from None
+    labels = [x.strip() for x in row]
+    for i, label in enumerate(labels, 1):
+        if not label:
+            raise ConfigError(
+                f"--labels {text!r}: label {i} of {len(labels)} is empty; remove the extra comma"
+            )
+    return labels
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """Non-blank lines of a UTF-8 labels file (a byte-order mark is ignored), stripped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: labels file not found; check the path") from None
+    except IsADirectoryError:
+        raise DataError(
+            f"{path}: is a folder; give a text file with one candidate label per line"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the labels file ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start}, line {line}: "
+            f"{data[exc.start : exc.end]!r}); save it as UTF-8"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _cmd_embed(args) -> None:
@@ -179,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Zero-shot recognition of sounding actions from audio.",
     )
     parser.add_argument("--version", action="version", version=f"harken {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (give it before the command)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -326,17 +377,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Advice for operating-system errors on user paths, by ``errno``.
+OS_ADVICE = {
+    errno.EACCES: "check the permissions of the path, or choose another one",
+    errno.EPERM: "check the permissions of the path, or choose another one",
+    errno.ELOOP: "a symbolic link points back to itself; fix or remove the link",
+    errno.ENOSPC: "the disk is full; free some space or write somewhere else",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write somewhere else",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.ENAMETOOLONG: "shorten the path",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One paragraph for an operating-system error: the path, the reason, what to do."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or str(exc)
+    advice = OS_ADVICE.get(exc.errno or -1, "check the path")
+    where = " → ".join(paths) if paths else "(no path given by the system)"
+    return f"{where}: {reason}; {advice}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    0 on success; :attr:`HarkenError.exit_code` for errors harken raises on purpose (2 for
+    usage/config, 1 for data); 1 for operating-system errors on user paths and for unexpected
+    errors (bugs); 130 when interrupted. Only ``--debug`` prints tracebacks.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except HarkenError as exc:
-        print(f"harken: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("harken: interrupted; finished work (features, caches) is kept", file=sys.stderr)
         return 130
+    except OSError as exc:
+        return _fail(args, os_error_message(exc), 1)
+    except Exception as exc:  # a bug: say so, without a traceback unless --debug
+        return _fail(
+            args,
+            f"unexpected {type(exc).__name__}: {_first_line(exc)} — this is a bug in harken; "
+            "rerun with "
+            "--debug (harken --debug COMMAND ...) to see the traceback and report it",
+            1,
+        )
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _fail(args, message: str, code: int) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(f"harken: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

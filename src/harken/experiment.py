@@ -11,7 +11,10 @@ every choice is made.
 
 from __future__ import annotations
 
+import json
+import math
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from harken.protocols.splits import (
 from harken.reports.results import results_markdown, summarise
 from harken.store.features import FeatureStore, array_digest
 from harken.store.runs import RunFolder
+from harken.typecheck import describe, matches, shown
 
 DEFAULT_METHODS = ("linear", "conse", "bridge")
 
@@ -113,57 +117,323 @@ class ExperimentConfig:
 
     @classmethod
     def from_toml(cls, path: Path, **overrides) -> ExperimentConfig:
-        """Read a TOML file (sections are flattened; unknown keys are an error)."""
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-        flat: dict = {}
-        for key, value in raw.items():
-            if isinstance(value, dict) and key in (
-                "data",
-                "knowledge",
-                "encoders",
-                "protocol",
-                "methods",
-                "store",
-            ):
-                for k, v in value.items():
-                    if key == "methods" and isinstance(v, dict):
-                        flat.setdefault("method_options", {})[k] = v
-                    elif key == "methods" and k == "names":
-                        flat["methods"] = v
-                    else:
-                        flat[k] = v
-            else:
-                flat[key] = value
-        flat.update({k: v for k, v in overrides.items() if v is not None})
+        """Read and validate a TOML file (sections are flattened; unknown keys are an error).
+
+        Args:
+            path: The experiment file.
+            **overrides: Values that replace the file's (None values are ignored), e.g. the
+                command line's ``--store-dir``.
+
+        Raises:
+            ConfigError: the file cannot be read or parsed, or a value is invalid (the message
+                names the file and the key, e.g. ``run.toml: [protocol] folds``).
+        """
+        raw = _read_toml(Path(path))
+        flat, origins = _flatten(raw, path)
+        for key, value in overrides.items():
+            if value is not None:
+                flat[key], origins[key] = value, f"{key} (from the command line)"
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(flat) - known)
         if unknown:
-            raise ConfigError(f"{path}: unknown config keys {unknown}; known keys: {sorted(known)}")
-        for key in ("gzsl_split", "splits_dir"):
-            if flat.get(key) and not Path(flat[key]).is_absolute():
-                flat[key] = str((Path(path).parent / flat[key]).resolve())
-        if flat.get("data_dir") and not Path(flat["data_dir"]).is_absolute():
-            flat["data_dir"] = str((Path(path).parent / flat["data_dir"]).resolve())
-        if str(flat.get("dataset", "")).endswith(".csv"):
-            csv_path = Path(flat["dataset"])
-            if not csv_path.is_absolute() and (Path(path).parent / csv_path).exists():
-                flat["dataset"] = str((Path(path).parent / csv_path).resolve())
-        return cls(**flat)
+            raise ConfigError(
+                f"{path}: unknown config key(s) {', '.join(origins[k] for k in unknown)}; "
+                f"known keys: {', '.join(sorted(known - {'method_options'}))} (sections "
+                f"{', '.join(f'[{s}]' for s in SECTIONS)}, options under [methods.<name>])"
+            )
+        _resolve_paths(flat, Path(path))
+        config = cls(**flat)
+        config._source, config._origins = str(path), origins
+        config.validate()
+        return config
+
+    def key(self, name: str, source: bool = True) -> str:
+        """How messages name the config key ``name``: ``run.toml: [protocol] folds`` (without
+        the file name if not ``source``)."""
+        origins = getattr(self, "_origins", {})
+        label = origins.get(name) or f"[{DEFAULT_SECTION.get(name, 'protocol')}] {name}"
+        if name == "methods" and name not in origins:
+            label = "[methods] names"
+        elif name.startswith("method_options.") and name not in origins:
+            label = f"[methods.{name.partition('.')[2]}]"
+        path = getattr(self, "_source", None)
+        return f"{path}: {label}" if path and source else label
 
     def validate(self) -> None:
-        if self.protocol not in ("kfold", "all-classes", "gzsl"):
+        """Check every field's type and range, and the methods and their options, before any
+        work is done (checks that need the dataset's class count: :meth:`check_against`).
+
+        Raises:
+            ConfigError: naming the file and the key, what was expected and what was found.
+        """
+        self._check_types()
+        self._check_ranges()
+        self._check_protocol()
+        self._check_names()
+        self._check_methods()
+
+    def check_against(self, n_classes: int) -> None:
+        """Check the split sizes against the dataset's ``n_classes`` (right after reading it).
+
+        Raises:
+            ConfigError: the fold/test/dev (or GZSL unseen) counts cannot be met.
+        """
+        have = f"the dataset has {n_classes} classes in column {self.target!r}"
+        if n_classes < 2:
+            raise ConfigError(f"{self.key('target')}: {have}; zero-shot needs at least 2")
+        if self.protocol == "kfold" and not self.splits_dir:
+            self._check_folds(n_classes, have)
+        if self.protocol == "gzsl" and not self.gzsl_split:
+            n_test = self.n_test_unseen or max(1, n_classes // 4)
+            n_val = self.n_val_unseen or max(1, n_classes // 4)
+            if n_test + n_val >= n_classes:
+                raise ConfigError(
+                    f"{self.key('n_test_unseen')} = {n_test} and "
+                    f"{self.key('n_val_unseen', False)} = {n_val} leave no seen class: "
+                    f"{have}; expected n_test_unseen + n_val_unseen < {n_classes}"
+                )
+
+    def _check_folds(self, n_classes: int, have: str) -> None:
+        n_test = self.n_test if self.n_test is not None else _share(n_classes, self.test_fraction)
+        n_dev = self.n_dev if self.n_dev is not None else _share(n_classes, self.dev_fraction)
+        test_key = self.key("n_test" if self.n_test is not None else "test_fraction", False)
+        dev_key = self.key("n_dev" if self.n_dev is not None else "dev_fraction", False)
+        if self.folds * n_test > n_classes:
             raise ConfigError(
-                f"protocol must be 'kfold', 'all-classes' or 'gzsl', not {self.protocol!r}"
+                f"{self.key('folds')} = {self.folds} with {n_test} test classes per fold "
+                f"({test_key}) needs {self.folds * n_test} classes, but {have} (every class is "
+                "tested at most once); lower folds or the test classes per fold"
             )
-        if not self.methods:
-            raise ConfigError("no methods to run")
+        if n_test + n_dev >= n_classes:
+            raise ConfigError(
+                f"{self.key('folds')}: {n_test} test + {n_dev} dev classes per fold ({test_key}, "
+                f"{dev_key}) leave no training class: {have}; expected n_test + n_dev < {n_classes}"
+            )
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for name in self.__dataclass_fields__:
+            value, hint = getattr(self, name), hints[name]
+            if matches(value, hint):
+                continue
+            if isinstance(value, str | int | float) and "list" in describe(hint):
+                example = json.dumps([value])
+                raise ConfigError(
+                    f"{self.key(name)} must be {describe(hint)} such as {example}, not "
+                    f"{shown(value)}"
+                )
+            raise ConfigError(f"{self.key(name)} must be {describe(hint)}, not {shown(value)}")
+
+    def _check_ranges(self) -> None:
+        for name, ok, expected in RANGES:
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ConfigError(f"{self.key(name)} must be {expected}, not {value!r}")
+        if self.test_fraction + self.dev_fraction >= 1:
+            raise ConfigError(
+                f"{self.key('test_fraction')} + dev_fraction = "
+                f"{self.test_fraction + self.dev_fraction:g} leaves no training class; "
+                "expected a sum below 1"
+            )
         if not self.seeds:
-            raise ConfigError("seeds must list at least one seed")
+            raise ConfigError(f"{self.key('seeds')} must list at least one seed, e.g. [0, 1, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{self.key('seeds')} lists a seed twice: {self.seeds}")
+        if not self.dataset.strip() or not self.target.strip():
+            raise ConfigError(
+                f"{self.key('dataset' if not self.dataset.strip() else 'target')} is empty"
+            )
+
+    def _check_protocol(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"{self.key('protocol')} must be one of {', '.join(map(repr, PROTOCOLS))}, "
+                f"not {self.protocol!r}"
+            )
+        if self.calibration_grid is not None:
+            _check_grid(self.calibration_grid, self.key("calibration_grid"))
+
+    def _check_names(self) -> None:
+        from harken.encoders.base import available_encoders
+        from harken.knowledge.base import available_generators
+
+        generators = [self.generator] if isinstance(self.generator, str) else self.generator
+        if not generators:
+            raise ConfigError(f"{self.key('generator')}: give at least one description generator")
+        encoders, known_generators = available_encoders(), available_generators()
+        for spec in generators:
+            _check_name(spec, known_generators, "description generator", self.key("generator"))
+        for name in ("text_encoder", "tagger"):
+            _check_name(getattr(self, name), encoders, "encoder", self.key(name))
+        for view, spec in self.views.items():
+            where = f"{self.key('views')}.{view}"
+            if not isinstance(spec, dict) or not isinstance(spec.get("generator"), str):
+                raise ConfigError(
+                    f'{where} must be a table {{generator = "...", text_encoder = "..."}}, '
+                    f"not {spec!r}"
+                )
+            extra = sorted(set(spec) - {"generator", "text_encoder"})
+            if extra:
+                raise ConfigError(
+                    f"{where}: unknown key(s) {extra}; known: generator, text_encoder"
+                )
+            _check_name(spec["generator"], known_generators, "description generator", where)
+            if "text_encoder" in spec:
+                _check_name(str(spec["text_encoder"]), encoders, "encoder", where)
+
+    def _check_methods(self) -> None:
+        from harken.methods import catalog  # noqa: F401  (registers the built-in methods)
+        from harken.methods.base import METHODS
+
+        if not self.methods:
+            raise ConfigError(
+                f'{self.key("methods")} must name at least one method, e.g. ["linear"]'
+            )
+        repeated = sorted({m for m in self.methods if self.methods.count(m) > 1})
+        if repeated:
+            raise ConfigError(f"{self.key('methods')} lists {repeated} more than once")
+        for name in self.methods:
+            _check_name(name, sorted(METHODS), "method", self.key("methods"))
+        for name, options in self.method_options.items():
+            where = self.key(f"method_options.{name}")
+            _check_name(name, sorted(METHODS), "method", where)
+            if not isinstance(options, dict):
+                raise ConfigError(f"{where} must be a table of options, not {shown(options)}")
+            METHODS.check(name, options, context=where)
+
+
+#: The sections of an experiment file; keys may sit in any of them (or at the top level).
+SECTIONS = ("data", "knowledge", "encoders", "protocol", "methods", "store")
+
+#: The section each key is documented under (how messages name keys of configs made in code).
+DEFAULT_SECTION = {
+    "dataset": "data",
+    "data_dir": "data",
+    "target": "data",
+    "generator": "knowledge",
+    "generator_options": "knowledge",
+    "per_narration": "knowledge",
+    "text_encoder": "knowledge",
+    "normalize_text": "knowledge",
+    "views": "knowledge",
+    "tagger": "encoders",
+    "seeds": "methods",
+    "store_dir": "store",
+    "progress": "store",
+}
+
+PROTOCOLS = ("kfold", "all-classes", "gzsl")
+
+
+def _at_least(low: int) -> tuple:
+    return (lambda v: v >= low), f"an integer ≥ {low}"
+
+
+#: field → (check, expected value in words); None values are not checked (they mean "default").
+RANGES = [
+    ("folds", *_at_least(1)),
+    ("n_test", *_at_least(1)),
+    ("n_dev", *_at_least(0)),
+    ("test_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+    ("dev_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+    ("split_seed", *_at_least(0)),
+    ("gzsl_splits", *_at_least(1)),
+    ("n_val_unseen", *_at_least(1)),
+    ("n_test_unseen", *_at_least(1)),
+    # make_gzsl_split holds out at least one recording group per seen class for validation and
+    # as many for testing, so less than half of a class's clips can be held out
+    ("held_out", (lambda v: 0 < v < 0.5), "a fraction in (0, 0.5)"),
+    ("seeds", (lambda v: all(s >= 0 for s in v)), "a list of integers ≥ 0"),
+]
+
+
+def _share(n_classes: int, fraction: float) -> int:
+    """Classes per fold for a fraction (as :func:`class_disjoint_folds` computes it)."""
+    return max(1, round(n_classes * fraction))
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the experiment's .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}, line {line}); save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+
+
+def _flatten(raw: dict, path: Path) -> tuple[dict, dict[str, str]]:
+    """``{key: value}`` over every section, and where each key was written
+    (``"[protocol] folds"``); a key written twice is an error."""
+    flat: dict = {}
+    origins: dict[str, str] = {}
+
+    def put(key: str, value, origin: str) -> None:
+        if key in origins:
+            raise ConfigError(f"{path}: {origin} repeats {origins[key]}; set each key once")
+        flat[key], origins[key] = value, origin
+
+    for section, value in raw.items():
+        if section not in SECTIONS or not isinstance(value, dict):
+            put(section, value, section)
+            continue
+        for k, v in value.items():
+            if section == "methods" and isinstance(v, dict):
+                flat.setdefault("method_options", {})[k] = v
+                origins[f"method_options.{k}"] = f"[methods.{k}]"
+            elif section == "methods" and k == "names":
+                put("methods", v, "[methods] names")
+            else:
+                put(k, v, f"[{section}] {k}")
+    return flat, origins
+
+
+def _resolve_paths(flat: dict, path: Path) -> None:
+    """Paths in the file are relative to the file's folder."""
+    for key in ("gzsl_split", "splits_dir", "data_dir"):
+        if isinstance(flat.get(key), str) and flat[key] and not Path(flat[key]).is_absolute():
+            flat[key] = str((path.parent / flat[key]).resolve())
+    dataset = flat.get("dataset")
+    if isinstance(dataset, str) and dataset.endswith(".csv"):
+        csv_path = Path(dataset)
+        if not csv_path.is_absolute() and (path.parent / csv_path).exists():
+            flat["dataset"] = str((path.parent / csv_path).resolve())
+
+
+def _check_name(name: str, known: list[str], kind: str, where: str) -> None:
+    if name.partition(":")[0] not in known:
+        raise ConfigError(f"{where}: unknown {kind} {name!r}; choose one of: {', '.join(known)}")
+
+
+def _check_grid(grid: str | list[float], where: str) -> None:
+    """``"lo:hi:steps"`` with lo ≤ hi and an integer steps ≥ 1, or a non-empty list."""
+    if isinstance(grid, str):
+        parts = grid.split(":")
+        try:
+            lo, hi, steps = float(parts[0]), float(parts[1]), int(parts[2])
+            ok = len(parts) == 3 and math.isfinite(lo) and math.isfinite(hi)
+        except (ValueError, IndexError):
+            ok = False
+        if not ok or lo > hi or steps < 1 or (steps == 1 and lo != hi):
+            raise ConfigError(
+                f"{where} {grid!r}: write 'lo:hi:steps' with lo ≤ hi and an integer number of "
+                "steps ≥ 2 (e.g. '0:5:76'), or a list of values"
+            )
+        return
+    if not grid or not all(math.isfinite(v) for v in grid):
+        raise ConfigError(f"{where} must list at least one finite value, not {grid!r}")
 
 
 class Experiment:
@@ -193,6 +463,7 @@ class Experiment:
                     f"dataset {manifest.name!r} has no label column {c.target!r}; "
                     f"choose one of {manifest.targets}"
                 )
+            c.check_against(len(manifest.classes(c.target)))
         return manifest
 
     def classes_for(self, method: Method, texts: dict[str, list[str]], default: Classes) -> Classes:

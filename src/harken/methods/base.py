@@ -167,8 +167,53 @@ class Method(ABC):
         """Hyperparameters (for the run manifest)."""
         return {}
 
+    @classmethod
+    def validate_options(cls, options: dict) -> list[str]:
+        """Problems with the values of constructor ``options`` (checked before any work).
 
-METHODS: Registry[Method] = Registry("method")
+        The registry has already checked option names and types; this checks ranges, by
+        default those of :data:`OPTION_RANGES` for the options a method shares. Methods with
+        options of their own override it (and extend the list).
+        """
+        problems = []
+        for key, value in options.items():
+            rule = OPTION_RANGES.get(key)
+            if rule is None or not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            ok, expected = rule
+            if not ok(value):
+                problems.append(f"option {key!r} must be {expected}, not {value!r}")
+        return problems
+
+
+def _at_least(low: float) -> tuple[Callable[[float], bool], str]:
+    return (lambda v: v >= low), f"≥ {low:g}"
+
+
+_FRACTION = ((lambda v: 0 <= v < 1), "in [0, 1)")
+
+#: Ranges of the options several methods share: option → (check, expected value in words).
+OPTION_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "epochs": _at_least(1),
+    "batch_size": _at_least(1),
+    "lr": ((lambda v: v > 0), "> 0"),
+    "weight_decay": _at_least(0),
+    "margin": _at_least(0),
+    "plateau_patience": _at_least(1),
+    "dropout": _FRACTION,
+    "enc_dropout": _FRACTION,
+    "proj_dropout": _FRACTION,
+    "top_t": _at_least(1),
+    "episodes": _at_least(1),
+    "dim": _at_least(1),
+    "d_model": _at_least(1),
+    "d_hidden": _at_least(1),
+    "d_out": _at_least(1),
+    "heads": _at_least(1),
+}
+
+
+METHODS: Registry[Method] = Registry("method", options_from_return=True)
 
 
 def get_method(name: str, **kwargs) -> Method:

@@ -57,7 +57,7 @@ BASELINES = {"devise": ("devise", 0.1), "ale": ("ranking", 1.0), "sje": ("sje", 
 
 
 def _register(name: str, loss: str, margin: float) -> None:
-    @METHODS.register(name)
+    @METHODS.register(name, fixed=("loss",))
     def _make(**kwargs) -> LinearProjection:
         kwargs.setdefault("margin", margin)
         method = LinearProjection(loss=loss, **kwargs)

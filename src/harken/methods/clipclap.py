@@ -60,7 +60,7 @@ from harken.methods.base import (
     ScheduledTraining,
     StandardizedInputs,
 )
-from harken.train import TrainConfig, fit
+from harken.train import TrainConfig, fit, seeded
 
 MODALITIES = ("both", "audio", "video")
 TEXTS = ("auto", "both", "clip", "clap", "default")
@@ -288,10 +288,10 @@ class ClipClap(AudioVisualInputs, ScheduledTraining, Method):
         index = {n: i for i, n in enumerate(train_classes.names)}
         y = torch.tensor([index[label] for label in train.labels])
         text = self._class_text(train_classes)
-        torch.manual_seed(seed)
-        self.model = ClipClapNet(
-            x.shape[1], text.shape[1], self.d_model, self.d_hidden, self.d_out, self.dropout
-        )
+        with seeded(seed):  # initial weights; the caller's random state is kept
+            self.model = ClipClapNet(
+                x.shape[1], text.shape[1], self.d_model, self.d_hidden, self.d_out, self.dropout
+            )
 
         def loss_fn(model, xb, yb):
             return clipclap_losses(model, xb, yb, text)["total"]

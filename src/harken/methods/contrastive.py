@@ -40,7 +40,7 @@ from harken.methods.base import (
     ScheduledTraining,
     StandardizedInputs,
 )
-from harken.train import TrainConfig, fit
+from harken.train import TrainConfig, fit, seeded
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -144,8 +144,8 @@ class Contrastive(StandardizedInputs, ScheduledTraining, Method):
         index = {n: i for i, n in enumerate(train_classes.names)}
         y = torch.tensor([index[label] for label in train.labels])
         texts = torch.from_numpy(train_classes.embeddings.astype(np.float32))
-        torch.manual_seed(seed)
-        self.model = ContrastiveHeads(x.shape[1], texts.shape[1], self.dim, self.dropout)
+        with seeded(seed):  # initial weights; the caller's random state is kept
+            self.model = ContrastiveHeads(x.shape[1], texts.shape[1], self.dim, self.dropout)
 
         def loss_fn(model, xb, yb):
             return clip_loss(

@@ -176,7 +176,7 @@ class ClapSpace(JointSpace):
         return l2_normalize(text_embeddings).astype(np.float32)
 
 
-JOINT_SPACES: Registry[JointSpace] = Registry("joint space")
+JOINT_SPACES: Registry[JointSpace] = Registry("joint space", options_from_return=True)
 
 
 @JOINT_SPACES.register("bridge")
@@ -187,12 +187,12 @@ def _bridge(spec: str | None = None, **kwargs) -> BridgeSpace:
 
 
 @JOINT_SPACES.register("clap")
-def _clap(spec: str | None = None, **_) -> ClapSpace:
+def _clap(spec: str | None = None) -> ClapSpace:
     return ClapSpace("clap", spec)
 
 
 @JOINT_SPACES.register("msclap")
-def _msclap(spec: str | None = None, **_) -> ClapSpace:
+def _msclap(spec: str | None = None) -> ClapSpace:
     return ClapSpace("msclap", spec)
 
 

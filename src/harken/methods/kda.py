@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from harken.errors import ConfigError, DataError
 from harken.methods.base import METHODS, Batch, Classes, Method, ScheduledTraining
 from harken.methods.clipclap import AudioVisualInputs, mlp_block, negative_distances
-from harken.train import TrainConfig, fit
+from harken.train import TrainConfig, fit, seeded
 
 COVARIANCES = ("full", "diagonal")
 #: Square roots of variances below this count as 0 in gradients (standard deviations below
@@ -406,17 +406,17 @@ class KDA(AudioVisualInputs, ScheduledTraining, Method):
         y = torch.tensor([index[label] for label in train.labels])
         t = self._knowledge(train_classes)
         rows, owner, distribution = self._distribution(train_classes, t.shape[1])
-        torch.manual_seed(seed)
-        self.model = KDANet(
-            d_video,
-            x.shape[1] - d_video,
-            t.shape[1],
-            self.d_model,
-            self.dim,
-            self.heads,
-            self.enc_dropout,
-            self.proj_dropout,
-        )
+        with seeded(seed):  # initial weights; the caller's random state is kept
+            self.model = KDANet(
+                d_video,
+                x.shape[1] - d_video,
+                t.shape[1],
+                self.d_model,
+                self.dim,
+                self.heads,
+                self.enc_dropout,
+                self.proj_dropout,
+            )
 
         def loss_fn(model, xb, yb):
             rho_av = model.embed_clips(xb)

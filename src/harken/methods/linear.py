@@ -36,7 +36,7 @@ from harken.methods.base import (
     StandardizedInputs,
 )
 from harken.registry import Registry
-from harken.train import TrainConfig, fit
+from harken.train import TrainConfig, fit, seeded
 
 LOSSES: Registry = Registry("loss")
 
@@ -110,8 +110,8 @@ class LinearProjection(StandardizedInputs, ScheduledTraining, Method):
         index = {n: i for i, n in enumerate(train_classes.names)}
         y = torch.tensor([index[label] for label in train.labels])
         emb = torch.from_numpy(train_classes.embeddings.astype(np.float32))
-        torch.manual_seed(seed)
-        self.model = torch.nn.Linear(x.shape[1], emb.shape[1], bias=False)
+        with seeded(seed):  # initial weights; the caller's random state is kept
+            self.model = torch.nn.Linear(x.shape[1], emb.shape[1], bias=False)
 
         def loss_fn(model, xb, yb):
             return self.loss(model(xb) @ emb.T, yb, self.margin)
