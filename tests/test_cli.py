@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harken.cli import main
+from harken import cli
+from harken.api import _check_labels
+from harken.cli import main, parse_labels_option, read_labels_file
+from harken.errors import ConfigError, DataError
 
 CLASSES = [
     "blender",
@@ -349,3 +355,129 @@ def test_index_and_search_with_a_clap_backend(tiny_clap, small_csv, tmp_path, ca
 
     scale = get_encoder(f"clap:{tiny_clap}").logit_scale
     assert all(abs(h["score"]) <= scale + 1e-4 for h in hits)  # λ · cosine
+
+
+# --- the error surface: one paragraph, exit codes, --debug ---------------------------------
+
+
+def _raise(exc: BaseException):
+    def command(args) -> None:
+        raise exc
+
+    return command
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ConfigError("run.toml: [protocol] folds must be an integer"), 2),
+        (DataError("clips.csv, line 3: empty label"), 1),
+    ],
+)
+def test_harken_errors_print_one_paragraph_and_their_exit_code(monkeypatch, capsys, exc, code):
+    monkeypatch.setattr(cli, "_cmd_embed", _raise(exc))
+    assert main(["embed", "a.wav", "--out", "x.npy"]) == code
+    err = capsys.readouterr().err
+    assert err == f"harken: error: {exc}\n"
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_cmd_embed", _raise(DataError("broken row")))
+    assert main(["--debug", "embed", "a.wav", "--out", "x.npy"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "harken.errors.DataError" in err
+    assert err.rstrip().endswith("harken: error: broken row")
+
+
+def test_an_unexpected_error_is_reported_as_a_bug_without_a_traceback(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_cmd_embed", _raise(ZeroDivisionError("division by zero\nmore")))
+    assert main(["embed", "a.wav", "--out", "x.npy"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "unexpected ZeroDivisionError: division by zero" in err
+    assert "bug in harken" in err and "--debug" in err
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "advice"),
+    [
+        (errno.EACCES, "Permission denied", "check the permissions"),
+        (errno.ELOOP, "Too many levels of symbolic links", "a symbolic link points back"),
+        (errno.ENOSPC, "No space left on device", "the disk is full"),
+    ],
+)
+def test_os_errors_name_the_path_and_what_to_do(monkeypatch, capsys, code, reason, advice):
+    monkeypatch.setattr(cli, "_cmd_embed", _raise(OSError(code, reason, "/data/out.npy")))
+    assert main(["embed", "a.wav", "--out", "x.npy"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"harken: error: /data/out.npy: {reason}; {advice}")
+    assert "Traceback" not in err
+
+
+def test_a_real_permission_error_on_the_output_path(shared_data, tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    clip = next((shared_data / "kitchen20" / "audio" / "blender").iterdir())
+    try:
+        code = main(["embed", str(clip), "--out", str(locked / "x.npy")])
+    finally:
+        locked.chmod(0o700)
+    err = capsys.readouterr().err
+    assert code == 1 and str(locked) in err and "Permission denied" in err
+
+
+# --- candidate labels ----------------------------------------------------------------------
+
+
+def test_labels_option_is_one_csv_row():
+    assert parse_labels_option('"salt, pepper",chop') == ["salt, pepper", "chop"]
+    assert parse_labels_option("chop, pour ,stir") == ["chop", "pour", "stir"]
+    with pytest.raises(ConfigError, match=r"label 2 of 3 is empty; remove the extra comma"):
+        parse_labels_option("chop,,pour")
+
+
+def test_labels_file_is_utf8_with_an_optional_bom(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("\ufeffcafé au lait\n\n  chop  \r\n".encode())
+    assert read_labels_file(path) == ["café au lait", "chop"]
+
+
+def test_labels_file_problems_are_data_errors(tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"chop\ncaf\xe9\n")
+    assert main(["predict", "a.wav", "--labels-file", str(latin)]) == 1
+    err = capsys.readouterr().err
+    assert str(latin) in err and "byte 8, line 2" in err and "save it as UTF-8" in err
+    assert main(["predict", "a.wav", "--labels-file", str(tmp_path)]) == 1
+    assert "is a folder; give a text file with one candidate label per line" in (
+        capsys.readouterr().err
+    )
+    assert main(["predict", "a.wav", "--labels-file", str(tmp_path / "none.txt")]) == 1
+    assert "labels file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ("chop,pour,chop", "candidate labels contain duplicates: ['chop']"),
+        (
+            "stove-fan,stove fan,Stove_Fan,chop",
+            "candidate labels that become the same text: 'stove-fan', 'stove fan', 'Stove_Fan'; "
+            "keep one label of each group",
+        ),
+        ("chop", "give at least two candidate labels"),
+    ],
+)
+def test_bad_candidate_labels_are_usage_errors(capsys, labels, expected):
+    assert main(["predict", "a.wav", "--labels", labels]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_five_thousand_labels_are_checked_quickly():
+    labels = [f"action {i}" for i in range(5000)]
+    start = time.perf_counter()
+    assert _check_labels(labels) == labels
+    assert time.perf_counter() - start < 2.0
