@@ -10,7 +10,6 @@ import pytest
 import harken.experiment_gzsl as gz
 from harken.experiment import ExperimentConfig, run_experiment
 from harken.methods.base import Batch, Classes, Method, get_method
-from harken.metrics.gzsl import select_calibration
 from harken.protocols.gzsl import STAGES, GzslSplit
 
 
@@ -121,14 +120,25 @@ def test_stage_one_never_sees_a_test_clip_and_stage_two_replays_it(monkeypatch):
 
 
 def test_validation_hm_criterion_is_the_best_calibrated_hm():
-    rng = np.random.default_rng(1)
-    scores = rng.normal(size=(12, 3))
-    labels = ["a", "b", "c"] * 4
-    crit = gz.ValidationHM(["a", "b"], (0.0, 0.5, 1.0))
-    assert (
-        crit(scores, labels, ["a", "b", "c"])
-        == select_calibration(scores, labels, ["a", "b", "c"], ["a", "b"], (0.0, 0.5, 1.0))[1]
+    # seen a, b; unseen c. Per γ (subtracted from seen-class scores):
+    #   γ = 0:   a ✓, b ✓, c ✗, c ✗ → seen recall 1,   unseen 0 → HM 0
+    #   γ = 0.5: a ✓, b ✗, c ✓, c ✓ → seen recall 0.5, unseen 1 → HM 2/3
+    #   γ = 1:   a ✗, b ✗, c ✓, c ✓ → seen recall 0,   unseen 1 → HM 0
+    scores = np.array(
+        [
+            [2.0, 0.0, 1.2],  # a
+            [0.0, 1.0, 0.8],  # b
+            [1.0, 0.0, 0.7],  # c
+            [0.2, 0.0, 0.1],  # c
+        ]
     )
+    labels, names = ["a", "b", "c", "c"], ["a", "b", "c"]
+    assert gz.ValidationHM(["a", "b"], (0.0, 0.5, 1.0))(scores, labels, names) == pytest.approx(
+        2 / 3
+    )  # the best HM over the grid, not accuracy (3/4 at γ = 0.5) nor the first γ's HM
+    assert gz.ValidationHM(["a", "b"], (0.0, 1.0))(scores, labels, names) == 0.0
+    # with c the seen class and a, b unseen the same scores give another criterion
+    assert gz.ValidationHM(["c"], (0.0,))(scores, labels, names) == 0.0
 
 
 def test_calibration_grid_precedence():

@@ -44,12 +44,23 @@ def test_rank_weights():
 
 
 def test_loss_grows_with_the_number_of_classes_ranked_above_the_true_class():
+    # every violating class violates by 2 (= Δ + 1 − 0), so the loss is β_r/r × 2r = 2 β_r:
+    # 2 × 1, 2 × 3/2, 2 × 11/6. An unweighted hinge would give 2, 4, 6 and a mean over the
+    # violations 2, 2, 2 — only the rank weighting gives these values.
     one_above = _loss([0.0, 1.0, -5.0, -5.0], 0)
     two_above = _loss([0.0, 1.0, 1.0, -5.0], 0)
     three_above = _loss([0.0, 1.0, 1.0, 1.0], 0)
-    assert 0 < one_above < two_above < three_above
-    # the total weight β_r itself grows: per-violation weight × r
-    assert two_above / 2 > one_above / 2
+    assert one_above == pytest.approx(2.0)
+    assert two_above == pytest.approx(3.0)
+    assert three_above == pytest.approx(11 / 3)
+
+
+def test_rank_weighting_differs_from_an_unweighted_hinge():
+    # y = 0, Δ = 1, violations 0.5, 1.5, 3.0 (r = 3): unweighted 5.0, rank-weighted
+    # β_3 / 3 × 5.0 = 11/18 × 5.0
+    scores = [1.0, 0.5, 1.5, 3.0]
+    assert _loss(scores, 0) == pytest.approx(11 / 18 * 5.0)
+    assert _loss(scores, 0) != pytest.approx(5.0)
 
 
 def test_loss_is_a_batch_mean():

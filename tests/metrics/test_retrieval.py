@@ -52,20 +52,30 @@ def test_hand_computed_ranks_recall_and_map():
     assert median_rank(SCORES, RELEVANT) == 3.0
 
 
+# 3 queries × 7 items, so that R@5 < 1 when a relevant item ranks 6th:
+#   q0 ranks item 2 third, q1 ranks item 5 sixth, q2 ranks item 0 first → ranks 3, 6, 1
+SEVEN = np.array(
+    [
+        [0.9, 0.1, 0.5, 0.3, 0.7, 0.05, 0.02],
+        [0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+        [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    ]
+)
+SEVEN_RELEVANT = np.zeros((3, 7), dtype=bool)
+SEVEN_RELEVANT[0, 2] = SEVEN_RELEVANT[1, 5] = SEVEN_RELEVANT[2, 0] = True
+
+
 def test_report_has_the_standard_keys_as_plain_floats():
-    report = retrieval_report(SCORES, RELEVANT)
+    report = retrieval_report(SEVEN, SEVEN_RELEVANT)
     assert list(report) == ["R@1", "R@5", "R@10", "mAP@10", "mean_rank", "median_rank"]
     assert all(type(v) is float for v in report.values())
-    assert report["R@1"] == pytest.approx(1 / 3)
-    assert report["R@5"] == report["R@10"] == 1.0
-    assert report["mAP@10"] == pytest.approx(map_at_k(SCORES, RELEVANT, 10))
-    assert report["mean_rank"] == report["median_rank"] == 3.0
-    assert list(retrieval_report(SCORES, RELEVANT, ks=(2,), map_k=3)) == [
-        "R@2",
-        "mAP@3",
-        "mean_rank",
-        "median_rank",
-    ]
+    np.testing.assert_array_equal(ranks(SEVEN, SEVEN_RELEVANT), [3, 6, 1])
+    assert report["R@1"] == pytest.approx(1 / 3)  # q2 only
+    assert report["R@5"] == pytest.approx(2 / 3)  # q1's item ranks 6th
+    assert report["R@10"] == 1.0
+    assert report["mAP@10"] == pytest.approx((1 / 3 + 1 / 6 + 1) / 3)
+    assert report["mean_rank"] == pytest.approx(10 / 3)
+    assert report["median_rank"] == 3.0
 
 
 def test_average_precision_with_several_relevant_items():
