@@ -107,3 +107,76 @@ def test_unknown_spec_and_missing_csv(tmp_path):
         read_dataset("no-such-dataset")
     with pytest.raises(ConfigError, match="not found"):
         read_dataset(tmp_path / "absent.csv")
+
+
+# --- text and path safety --------------------------------------------------------------------
+
+
+def test_a_non_utf8_csv_names_the_line_and_byte(folder):
+    path = folder / "latin.csv"
+    path.write_bytes(b"path,label\naudio/a.wav,cut\naudio/b.wav,caf\xe9\n")
+    with pytest.raises(DataError) as err:
+        read_csv_manifest(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}, line 3: not UTF-8 text (byte 42")
+    assert "save the CSV as UTF-8" in message
+
+
+def test_a_bom_and_blank_rows_are_ignored(folder):
+    path = folder / "bom.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfpath,label\r\naudio/a.wav,cut\r\n\r\n , \r\naudio/b.wav,wash\r\n"
+    )
+    manifest = read_csv_manifest(path)
+    assert [c.labels["label"] for c in manifest] == ["cut", "wash"]
+
+
+def test_a_folder_instead_of_a_csv_is_a_clear_error(folder):
+    (folder / "dir.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder; give the CSV file inside it"):
+        read_csv_manifest(folder / "dir.csv")
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("audio/b.wav", r"line 3: 1 fields but the header has 2 \(path,label\); add the missing"),
+        ("audio/b.wav,wash,extra", r"line 3: 3 fields but the header has 2 .*quote values"),
+    ],
+)
+def test_rows_with_the_wrong_number_of_fields_name_the_line(folder, row, expected):
+    path = _csv(folder, f"path,label\naudio/a.wav,cut\n{row}\n")
+    with pytest.raises(DataError, match=expected):
+        read_csv_manifest(path)
+
+
+def test_missing_columns_list_the_header_found(folder):
+    path = _csv(folder, "file,label\naudio/a.wav,cut\n")
+    with pytest.raises(DataError, match=r"no 'path' column; the header is file,label"):
+        read_csv_manifest(path)
+
+
+@pytest.mark.parametrize("rel", ["../../etc/passwd", "audio/../../outside.wav", ".."])
+def test_relative_paths_may_not_leave_the_csv_folder(folder, rel):
+    path = _csv(folder, f"path,label\naudio/a.wav,cut\n{rel},wash\n")
+    with pytest.raises(DataError, match=r"line 3: path .* points outside .*move the CSV"):
+        read_csv_manifest(path, check_files=False)
+
+
+def test_video_paths_may_not_leave_the_csv_folder(folder):
+    path = _csv(folder, "path,label,video\naudio/a.wav,cut,../v.mp4\n")
+    with pytest.raises(DataError, match=r"line 2: video '../v.mp4' points outside"):
+        read_csv_manifest(path, check_files=False)
+
+
+def test_absolute_paths_and_inner_dot_dots_are_allowed(folder, tmp_path_factory):
+    elsewhere = _wav(tmp_path_factory.mktemp("elsewhere") / "c.wav")
+    path = _csv(folder, f"path,label\naudio/x/../a.wav,cut\n{elsewhere},wash\n")
+    manifest = read_csv_manifest(path)
+    assert [c.audio_path for c in manifest] == [folder / "audio" / "a.wav", elsewhere]
+
+
+def test_a_class_with_a_single_clip_is_warned_about(folder):
+    path = _csv(folder, "path,label,id\naudio/a.wav,cut,1\naudio/b.wav,cut,2\naudio/a.wav,wash,3\n")
+    with pytest.warns(UserWarning, match=r"1 class\(es\) of column 'label' have a single clip"):
+        read_csv_manifest(path)

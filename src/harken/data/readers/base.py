@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,43 +18,78 @@ READERS: Registry[Manifest] = Registry("dataset")
 MAX_LISTED = 5
 
 
-def iter_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(1-based line number, row)`` for each non-blank data row of a CSV with a header.
-
-    Values are stripped of surrounding whitespace; a UTF-8 byte-order mark is ignored.
+def read_csv_text(path: Path) -> str:
+    """The text of a UTF-8 CSV file (a byte-order mark is dropped).
 
     Raises:
-        DataError: the file is missing, empty, not UTF-8, or a row has more fields than the header.
+        DataError: the file is missing, a folder, unreadable, or not UTF-8 (the message names
+            the line and byte offset of the first undecodable byte).
     """
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give the CSV file inside it")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path or the dataset's data_dir")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: the file is empty; expected a header row")
-            header = [h.strip() for h in header]
-            for values in reader:
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) > len(header):
-                    raise DataError(
-                        f"{path}, line {reader.line_num}: {len(values)} fields but the header has "
-                        f"{len(header)}; quote values that contain commas"
-                    )
-                values = values + [""] * (len(header) - len(values))
-                yield reader.line_num, {h: v.strip() for h, v in zip(header, values, strict=True)}
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc}); save the CSV as UTF-8") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte {exc.start}: "
+            f"{data[exc.start : exc.end]!r}); save the CSV as UTF-8"
+        ) from None
+
+
+def iter_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(1-based line number, row)`` for each non-blank data row of a CSV with a header.
+
+    Values are stripped of surrounding whitespace; a UTF-8 byte-order mark is ignored; blank rows
+    are skipped.
+
+    Raises:
+        DataError: the file is missing, empty, not UTF-8, or a row has more or fewer fields than
+            the header (the message names the line).
+    """
+    reader = csv.reader(io.StringIO(read_csv_text(path), newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty; expected a header row")
+        header = [h.strip() for h in header]
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: {len(values)} fields but the header has "
+                    f"{len(header)} ({','.join(header)}); "
+                    + (
+                        "quote values that contain commas"
+                        if len(values) > len(header)
+                        else "add the missing fields (they may be empty: a,,c)"
+                    )
+                )
+            yield reader.line_num, {h: v.strip() for h, v in zip(header, values, strict=True)}
     except csv.Error as exc:
-        raise DataError(f"{path}: malformed CSV ({exc}); check quoting") from exc
+        raise DataError(
+            f"{path}, line {reader.line_num}: malformed CSV ({exc}); check quoting"
+        ) from exc
 
 
 def read_header(path: Path) -> list[str]:
-    """The stripped header of a CSV file (empty list for an empty file)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return [h.strip() for h in next(csv.reader(f), [])]
+    """The stripped header of a CSV file (empty list for an empty file).
+
+    Raises:
+        DataError: as :func:`read_csv_text`.
+    """
+    text = read_csv_text(path)
+    try:
+        return [h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), [])]
+    except csv.Error as exc:
+        raise DataError(f"{path}, line 1: malformed CSV header ({exc}); check quoting") from exc
 
 
 def require_columns(path: Path, header: Sequence[str], required: Sequence[str]) -> None:

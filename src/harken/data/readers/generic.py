@@ -4,7 +4,10 @@ Layout rule (header row required, column order free, names case-sensitive)::
 
     path,label[,fold][,group][,start,end][,video][,narration][,id | clip_id][,<more labels>]
 
-* ``path`` (required): the audio (or video) file, relative to the CSV's folder or absolute.
+* ``path`` (required): the audio (or video) file, relative to the CSV's folder or absolute. A
+  relative path may not climb out of that folder (``../../etc/passwd`` is refused: a CSV from
+  elsewhere must not reach files outside its own tree); to use files elsewhere, move the CSV
+  above them or write their absolute paths, which are taken as the author's explicit choice.
 * ``start``/``end`` (optional, seconds): a span inside the file; either may be empty (file start /
   file end); ``end`` must be after ``start``.
 * ``video`` (optional): a video file, resolved like ``path``.
@@ -13,11 +16,16 @@ Layout rule (header row required, column order free, names case-sensitive)::
   CSV plus ``@<start>-<end>`` when a span is given (e.g. ``audio/a.wav@1.5-3``).
 * **every other column is a label column** (a prediction target), e.g. ``label``, ``verb``,
   ``noun``, ``action``; at least one is required and none may be empty.
+
+A class with a single clip gets a warning: no protocol can both train and hold out clips of it.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
+from collections import Counter
 from pathlib import Path
 
 from harken.data.manifest import Clip, Manifest
@@ -40,6 +48,36 @@ def _seconds(path: Path, line: int, column: str, text: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise DataError(f"{path}, line {line}: {column} {text!r} must be ≥ 0 seconds; {FIX}")
     return value
+
+
+def _inside(root: Path, csv_path: Path, line: int, column: str, rel: str) -> Path:
+    """``root / rel``, refusing a relative path that climbs out of ``root``."""
+    if Path(rel).is_absolute():
+        return Path(rel)
+    joined = Path(os.path.normpath(root / rel))
+    base = Path(os.path.normpath(root))
+    if joined != base and base not in joined.parents:
+        raise DataError(
+            f"{csv_path}, line {line}: {column} {rel!r} points outside {base}; relative paths "
+            "must stay inside the CSV's folder — move the CSV above the files or write their "
+            "absolute paths"
+        )
+    return joined
+
+
+def warn_single_clip_classes(clips: list[Clip], columns: list[str], source: str) -> None:
+    """Warn about classes with one clip (they cannot be both trained on and held out)."""
+    for column in columns:
+        counts = Counter(c.labels[column] for c in clips)
+        single = sorted(label for label, n in counts.items() if n == 1)
+        if single:
+            warnings.warn(
+                f"{source}: {len(single)} class(es) of column {column!r} have a single clip "
+                f"(e.g. {single[:5]}); they cannot be split into train and held-out clips "
+                "(GZSL held_out), add clips or remove them",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _span_suffix(start: float | None, end: float | None) -> str:
@@ -72,6 +110,8 @@ def read_csv_manifest(
     """
     csv_path = Path(csv_path).expanduser()
     root = Path(data_dir).expanduser() if data_dir is not None else csv_path.parent
+    if csv_path.is_dir():
+        raise DataError(f"{csv_path}: is a folder; give the CSV file inside it")
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV file not found; check the path")
     header = read_header(csv_path)
@@ -118,16 +158,17 @@ def read_csv_manifest(
         clips.append(
             Clip(
                 clip_id=clip_id,
-                audio_path=root / rel,
+                audio_path=_inside(root, csv_path, line, "path", rel),
                 labels=labels,
                 start=start,
                 end=end,
-                video_path=root / video if video else None,
+                video_path=_inside(root, csv_path, line, "video", video) if video else None,
                 narration=row.get("narration") or None,
                 fold=row.get("fold") or None,
                 group=row.get("group") or None,
             )
         )
+    warn_single_clip_classes(clips, label_columns, str(csv_path))
     if check_files:
         check_missing_files(
             [c.audio_path for c in clips],
