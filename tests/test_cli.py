@@ -481,3 +481,18 @@ def test_five_thousand_labels_are_checked_quickly():
     start = time.perf_counter()
     assert _check_labels(labels) == labels
     assert time.perf_counter() - start < 2.0
+
+
+def test_warnings_print_as_one_harken_line(monkeypatch, capsys):
+    import warnings
+
+    def warn(args) -> None:
+        message = "clips.csv: 1 class(es) of column 'label' have a single clip"
+        warnings.warn(message, UserWarning, stacklevel=2)
+
+    monkeypatch.setattr(cli, "_cmd_embed", warn)
+    shown_before = warnings.showwarning
+    assert main(["embed", "a.wav", "--out", "x.npy"]) == 0
+    err = capsys.readouterr().err
+    assert err == "harken: warning: clips.csv: 1 class(es) of column 'label' have a single clip\n"
+    assert warnings.showwarning is shown_before

@@ -196,3 +196,11 @@ def test_fewer_than_two_classes_is_an_error(tmp_path):
     config.check_against(2)
     with pytest.raises(ConfigError, match=r"\[data\] target: the dataset has 1 classes"):
         config.check_against(1)
+
+
+def test_path_fields_take_path_objects_and_empty_values_are_named():
+    ExperimentConfig(
+        dataset=Path("clips.csv"), data_dir=Path("/data"), store_dir=Path("s")
+    ).validate()
+    with pytest.raises(ConfigError, match=r"^\[data\] target is empty"):
+        ExperimentConfig(target=" ").validate()

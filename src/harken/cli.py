@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from harken import __version__
@@ -407,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():  # restores the previous warning display afterwards
+            warnings.showwarning = _show_warning
+            args.func(args)
     except HarkenError as exc:
         return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
@@ -424,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
             1,
         )
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings for users print as ``harken: warning: ...`` (no source file and line)."""
+    print(f"harken: warning: {message}", file=file or sys.stderr)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 import typing
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,13 @@ class ExperimentConfig:
         calibration_grid: The calibrated-stacking grid, ``"lo:hi:steps"`` or a list (None:
             each method's default — ClipClap's ``0:5:76`` unless the method declares a finer
             one for small-scale scores).
+
+    Every field is checked by :meth:`validate` (``from_toml`` calls it) before any work: its
+    type from the annotation above (``bool`` is not an integer; a string is not a list — only
+    ``generator`` and ``calibration_grid`` also take a single string), its range, the method
+    names and each method's options (names, types and ranges, see
+    :meth:`harken.registry.Registry.check`). Checks that need the dataset's class count are in
+    :meth:`check_against`. Errors name the file and the key (``run.toml: [protocol] folds``).
     """
 
     dataset: str = "kitchen20"
@@ -214,7 +222,7 @@ class ExperimentConfig:
         hints = typing.get_type_hints(type(self))
         for name in self.__dataclass_fields__:
             value, hint = getattr(self, name), hints[name]
-            if matches(value, hint):
+            if matches(value, hint) or (name in PATH_FIELDS and isinstance(value, os.PathLike)):
                 continue
             if isinstance(value, str | int | float) and "list" in describe(hint):
                 example = json.dumps([value])
@@ -239,10 +247,9 @@ class ExperimentConfig:
             raise ConfigError(f"{self.key('seeds')} must list at least one seed, e.g. [0, 1, 2]")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"{self.key('seeds')} lists a seed twice: {self.seeds}")
-        if not self.dataset.strip() or not self.target.strip():
-            raise ConfigError(
-                f"{self.key('dataset' if not self.dataset.strip() else 'target')} is empty"
-            )
+        for name in ("dataset", "target"):
+            if not str(getattr(self, name)).strip():
+                raise ConfigError(f"{self.key(name)} is empty; give a value or leave the key out")
 
     def _check_protocol(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -323,6 +330,9 @@ DEFAULT_SECTION = {
 }
 
 PROTOCOLS = ("kfold", "all-classes", "gzsl")
+
+#: Fields that hold a path: a :class:`~pathlib.Path` is as good as a string there.
+PATH_FIELDS = ("dataset", "data_dir", "store_dir", "splits_dir", "gzsl_split")
 
 
 def _at_least(low: int) -> tuple:
