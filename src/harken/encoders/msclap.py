@@ -475,18 +475,22 @@ def build_msclap(arch: MsClapArch | None = None):
 
 
 def _read_state_dict(path: Path) -> dict:
-    """The ``"model"`` state dict of a released checkpoint (or a bare state dict)."""
+    """The ``"model"`` state dict of a released checkpoint (or a bare state dict).
+
+    The file is read with ``torch.load(weights_only=True)`` only: a checkpoint is data, and a
+    pickle that needs more than tensors and containers could run code while it loads.
+
+    Raises:
+        ModelUnavailableError: the file is unreadable, pickles more than weights (the message
+            says how to convert it), or holds no state dict.
+    """
     import torch
 
     try:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # A checkpoint that pickles more than tensors: it comes from the source the user
-            # chose (the hub release or their own file), which the released loader unpickled
-            # in full as well.
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelUnavailableError(_not_weights_only(path, exc)) from exc
+    except (OSError, RuntimeError, EOFError) as exc:
         raise ModelUnavailableError(f"cannot read MS-CLAP weights {path}: {exc}") from exc
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
@@ -494,6 +498,21 @@ def _read_state_dict(path: Path) -> dict:
             f"{path}: not an MS-CLAP checkpoint (expected a dict with a 'model' state dict)"
         )
     return state
+
+
+def _not_weights_only(path: Path, exc: Exception) -> str:
+    """Why a checkpoint was refused, and the snippet that converts a trusted one."""
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return (
+        f"refusing to load MS-CLAP weights {path}: the file pickles more than tensors "
+        f"({reason[:300]}), and unpickling it could run code. harken only loads weights "
+        "(torch.load(weights_only=True)). If you trust the file, convert it once, in a trusted "
+        "environment, and pass the converted file instead:\n"
+        "    import torch\n"
+        f"    ckpt = torch.load({str(path)!r}, map_location='cpu', weights_only=False)\n"
+        "    torch.save({'model': ckpt.get('model', ckpt) if isinstance(ckpt, dict) "
+        f"else ckpt.state_dict()}}, {str(path.with_suffix('.weights.pth'))!r})"
+    )
 
 
 def _sha256(path: Path) -> str:
