@@ -78,7 +78,7 @@ from typing import Any
 import numpy as np
 
 from harken.data.audio import ClipPolicy
-from harken.encoders._hf import chunks, load_or_unavailable, progress
+from harken.encoders._hf import chunks, hub_access, load_or_unavailable, progress
 from harken.encoders.base import ENCODERS, windowed_mean
 from harken.errors import AudioError, ConfigError, ModelUnavailableError
 
@@ -628,12 +628,14 @@ def resolve_weights(spec: str) -> tuple[Path, str | None]:
     if spec in VERSIONS:
         from huggingface_hub import hf_hub_download
 
+        options, why_local = hub_access(HUB_REPO)
         try:
-            path = Path(hf_hub_download(HUB_REPO, VERSIONS[spec]))
+            path = Path(hf_hub_download(HUB_REPO, VERSIONS[spec], **options))
         except (OSError, ValueError) as exc:
+            offline = f"{why_local} and the file is not in the local cache: " if why_local else ""
             raise ModelUnavailableError(
-                f"cannot download MS-CLAP {spec} weights ({HUB_REPO}/{VERSIONS[spec]}): check "
-                "the network, or pass the path of a downloaded copy, e.g. "
+                f"cannot download MS-CLAP {spec} weights ({HUB_REPO}/{VERSIONS[spec]}): "
+                f"{offline}check the network, or pass the path of a downloaded copy, e.g. "
                 f"'msclap:/path/to/{VERSIONS[spec]}' (cause: {type(exc).__name__}: {exc})"
             ) from exc
         parts = path.parts
