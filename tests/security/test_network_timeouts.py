@@ -18,7 +18,7 @@ import pytest
 from huggingface_hub.utils import close_session
 
 from harken.encoders import _hf
-from harken.errors import ConfigError, ModelUnavailableError
+from harken.errors import ConfigError, DataError, ModelUnavailableError
 
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 #: A hub id nobody has cached (a cached model would load offline, which is not under test here).
@@ -204,3 +204,39 @@ def test_check_budget_comes_from_the_environment(monkeypatch):
 def test_local_folders_never_touch_the_network(tmp_path, loopback_only):
     assert _hf.hub_access(str(tmp_path)) == ({}, None)
     assert loopback_only["connected"] == []
+
+
+# -- dataset downloads -------------------------------------------------------------------------
+
+
+def test_stalled_download_fails_after_the_read_timeout(
+    tmp_path, monkeypatch, no_proxy_env, loopback_only
+):
+    """The server sends its headers and 10 of 1000 bytes, then stalls: the download fails
+    after one read timeout and leaves no file behind."""
+    from harken.data import download
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def stall():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        stop.wait(10)
+        conn.close()
+
+    thread = threading.Thread(target=stall, daemon=True)
+    thread.start()
+    monkeypatch.setattr(download, "TIMEOUT", 0.5)
+    dest = tmp_path / "k20.zip"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(DataError, match=r"download failed \(.*timed out"):
+            download.download_file(f"http://127.0.0.1:{srv.getsockname()[1]}/k20.zip", dest)
+        assert time.monotonic() - t0 < 3
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        srv.close()
+    assert not dest.exists() and list(tmp_path.iterdir()) == []
