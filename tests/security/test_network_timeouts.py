@@ -128,6 +128,18 @@ def test_msclap_download_behind_dead_proxy_fails_fast(online_mode, dead_proxy):
     assert dead_proxy
 
 
+def test_causal_lm_behind_dead_proxy_fails_fast(online_mode, dead_proxy):
+    from transformers import AutoModelForCausalLM  # noqa: F401 - imported before the clock
+
+    from harken.knowledge.local_llm import load_causal_lm
+
+    t0 = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match=r"(?s)hub is unreachable.*local folder"):
+        load_causal_lm("harken-tests/never-published-lm")
+    assert time.monotonic() - t0 < 20
+    assert dead_proxy
+
+
 def test_offline_fails_at_once_without_network(monkeypatch, loopback_only):
     for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
