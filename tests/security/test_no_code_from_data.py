@@ -173,3 +173,23 @@ def test_store_shard_with_object_array_is_refused(tmp_path, marker):
     if not isinstance(info.value, HarkenError):
         pytest.xfail("store worker adds allow_pickle=False")
     assert "shard-crafted.npz" in str(info.value)
+
+
+def test_aisfx_load_leaves_the_process_allow_list_as_it_was():
+    """The packaged aiSFX checkpoint needs numpy scalars allowed for a weights_only load; that
+    allowance is temporary and does not remove what the process allowed itself."""
+    pytest.importorskip("aisfx")
+    import torch
+
+    from harken.encoders.aisfx import AisfxEncoder, _numpy_scalar_globals
+
+    original = list(torch.serialization.get_safe_globals())
+    own = _numpy_scalar_globals()[1]  # np.dtype, as if the application had allowed it
+    torch.serialization.add_safe_globals([own])
+    try:
+        before = set(torch.serialization.get_safe_globals())
+        AisfxEncoder()._load()
+        assert set(torch.serialization.get_safe_globals()) == before
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(original)

@@ -58,7 +58,10 @@ truncate and failed to batch them).
 ``strict=False``, and filtered every warning). The one exception is GPT-2's causal-mask
 buffers ``h.<i>.attn.bias`` / ``h.<i>.attn.masked_bias``, which checkpoints saved with
 transformers < 4.31 contain (microsoft/CLAP issue #27) and current ``GPT2Model`` no longer has:
-they are constants, not weights, and are dropped by name before the strict load.
+they are constants, not weights, and are dropped by name before the strict load. The file is
+read with ``torch.load(weights_only=True)`` only: a checkpoint that pickles anything beyond
+tensors and containers (it could run code while loading) is refused with a
+:class:`~harken.errors.ModelUnavailableError` that shows how to re-save a trusted one as weights.
 """
 
 from __future__ import annotations
