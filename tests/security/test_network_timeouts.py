@@ -252,3 +252,21 @@ def test_stalled_download_fails_after_the_read_timeout(
         thread.join(timeout=5)
         srv.close()
     assert not dest.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_counts_a_garbled_answer_as_reachable(no_proxy_env, loopback_only):
+    """Something that answers, even badly, is there: the hub client reports what it says."""
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+
+        def garble():
+            conn, _ = srv.accept()
+            conn.recv(65536)
+            conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            conn.close()
+
+        thread = threading.Thread(target=garble, daemon=True)
+        thread.start()
+        t0 = time.monotonic()
+        assert _hf.hub_unreachable(f"http://127.0.0.1:{srv.getsockname()[1]}", timeout=3) is None
+        assert time.monotonic() - t0 < 2
+        thread.join(timeout=5)

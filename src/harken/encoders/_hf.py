@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.client
 import os
 import socket
 import threading
@@ -96,8 +97,8 @@ def _head(url: str, timeout: float) -> str | None:
     try:  # opener keeps those of its first use)
         with opener.open(request, timeout=timeout):
             return None
-    except urllib.error.HTTPError:
-        return None  # an HTTP answer: the hub (or a proxy) is there
+    except (urllib.error.HTTPError, http.client.HTTPException, ValueError):
+        return None  # an (odd) answer, or an odd endpoint: the hub client reports those itself
     except OSError as exc:  # URLError, TLS and tunnel errors, timeouts
         if not _silent_failure(exc):
             return None
