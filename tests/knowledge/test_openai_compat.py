@@ -1,4 +1,6 @@
 import socket
+import threading
+import time
 
 import pytest
 
@@ -102,3 +104,87 @@ def test_needs_a_model(monkeypatch):
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
     with pytest.raises(ConfigError, match="needs a model"):
         OpenAIGenerator()
+
+
+# -- timeouts: connect, answer and the total retry time are bounded ----------------------------
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts connections and reads requests, never answers; yields (port, accepted)."""
+    srv = socket.create_server(("127.0.0.1", 0), backlog=64)
+    srv.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever():
+        while not stop.is_set():
+            try:
+                accepted.append(srv.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1], accepted
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    srv.close()
+
+
+def test_silent_server_times_out_and_retries_within_the_budget(no_proxy_env, silent_server):
+    port, accepted = silent_server
+    gen = OpenAIGenerator(
+        model="m",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="k",
+        timeout=0.3,
+        retries=50,
+        backoff=0.05,
+        retry_budget=1.0,
+    )
+    t0 = time.monotonic()
+    with pytest.raises(HarkenError, match=r"answer timeout 0\.3 s.*within 1 s") as info:
+        gen.describe(["open door"])
+    elapsed = time.monotonic() - t0
+    # Retries stop at the 1 s budget (plus the last attempt's 0.3 s), far from 50 attempts.
+    assert 0.9 < elapsed < 2.5
+    assert 2 <= len(accepted) < 10
+    assert f"after {len(accepted)} attempts" in str(info.value)
+
+
+def test_connect_timeout_is_separate_from_the_answer_timeout(no_proxy_env):
+    """A listener whose accept queue is full never completes a connection: the 0.3 s connect
+    timeout ends the call, not the 30 s answer timeout."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the queue
+            gen = OpenAIGenerator(
+                model="m",
+                base_url=f"http://127.0.0.1:{port}/v1",
+                api_key="k",
+                timeout=30,
+                connect_timeout=0.3,
+                retries=0,
+            )
+            t0 = time.monotonic()
+            with pytest.raises(HarkenError, match=r"connect timeout 0\.3 s"):
+                gen.describe(["open door"])
+            assert time.monotonic() - t0 < 3
+
+
+def test_timeouts_must_be_positive():
+    with pytest.raises(ConfigError, match="connect_timeout must be positive"):
+        OpenAIGenerator(model="m", connect_timeout=0)
+    with pytest.raises(ConfigError, match="retry_budget must be positive"):
+        OpenAIGenerator(model="m", retry_budget=-1)

@@ -36,6 +36,9 @@ KITCHEN20_FOLDER = "kitchen20"
 UPSTREAM_CSV = "kitchen20.csv"
 LABELS_CSV = "labels.csv"
 CHUNK = 1 << 20
+#: Seconds to wait for the connection and for each read: a transfer that stalls (the server
+#: stops sending mid-file) fails after this long instead of hanging.
+TIMEOUT = 60.0
 
 
 def default_data_cache() -> Path:
@@ -126,7 +129,8 @@ def download_file(
         f"(or set {KITCHEN20_URL_ENV} to a mirror)"
     )
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        opener = urllib.request.build_opener()  # the proxy settings of now, not of a first call
+        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=TIMEOUT) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             with tqdm(

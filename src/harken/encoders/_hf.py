@@ -1,15 +1,33 @@
-"""Shared helpers for the Hugging Face backends (``sbert``, ``ast``, ``hf``, ``clap``, ``clip``):
-spec resolution, loading with actionable errors, strict-loading checks, revisions, mean pooling
-and batching."""
+"""Shared helpers for the Hugging Face backends (``sbert``, ``ast``, ``hf``, ``clap``, ``clip``,
+``msclap``): spec resolution, bounded hub access, loading with actionable errors, strict-loading
+checks, revisions, mean pooling and batching.
+
+**Network.** huggingface_hub retries a failed metadata request for minutes when the file is not
+cached yet (60 s timeouts, five retries), and DNS lookups are not bounded by socket timeouts at
+all, so an offline machine or a proxy that never answers used to hang a load. Before a hub id is
+loaded, :func:`hub_access` therefore checks that the hub endpoint answers at all (one ``HEAD``
+through the same proxy settings, bounded by ``$HARKEN_HUB_TIMEOUT`` seconds, default 5, DNS
+included). When it does not, or when ``HF_HUB_OFFLINE=1``, the load is made with
+``local_files_only=True``: a cached copy still loads, anything else fails at once with a message
+that says how to use a local folder. The result of a check is reused for a minute.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harken.errors import ModelUnavailableError
+from harken.errors import ConfigError, ModelUnavailableError
 
 T = TypeVar("T")
 
@@ -18,9 +36,145 @@ OFFLINE_HINT = (
     "network, or pass a folder holding the model (a save_pretrained output); "
     "HF_HUB_OFFLINE=1 makes hub ids fail at once instead of after retries"
 )
+LOCAL_FOLDER_HINT = (
+    "pass a local folder instead of the hub id (a save_pretrained copy, e.g. "
+    "'clap:/path/to/folder'), or download it once where the hub is reachable"
+)
 
 #: Inputs above this count get a tqdm progress bar.
 PROGRESS_MIN = 64
+#: Seconds the hub reachability check may take, DNS included (``$HARKEN_HUB_TIMEOUT``).
+HUB_TIMEOUT = 5.0
+#: Seconds a reachability result is reused.
+PROBE_TTL = 60.0
+_PROBES: dict[tuple, tuple[float, str | None]] = {}
+_UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+def hub_timeout() -> float:
+    """The reachability-check budget in seconds (``$HARKEN_HUB_TIMEOUT``, default 5).
+
+    Raises:
+        ConfigError: the variable is not a positive number.
+    """
+    raw = os.environ.get("HARKEN_HUB_TIMEOUT", "").strip()
+    if not raw:
+        return HUB_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"HARKEN_HUB_TIMEOUT={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def hub_offline() -> bool:
+    """Whether hub access is switched off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``, read
+    now or when huggingface_hub was imported)."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return constants.HF_HUB_OFFLINE or any(
+        (f or "").strip().upper() in {"1", "ON", "YES", "TRUE"} for f in flags
+    )
+
+
+def _silent_failure(exc: BaseException) -> bool:
+    """Whether a failed check means *nothing answered* (timeout, DNS, refused, no route), as
+    opposed to an answer the hub client will report itself (HTTP or TLS errors, a proxy that
+    refuses the tunnel)."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError | socket.gaierror | ConnectionError):
+        return True
+    return isinstance(reason, OSError) and reason.errno in _UNREACHABLE_ERRNOS
+
+
+def _head(url: str, timeout: float) -> str | None:
+    """``None`` when something answers ``HEAD url``, else why nothing did."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "harken"})
+    opener = urllib.request.build_opener()  # reads the proxy variables now (urlopen's cached
+    try:  # opener keeps those of its first use)
+        with opener.open(request, timeout=timeout):
+            return None
+    except (urllib.error.HTTPError, http.client.HTTPException, ValueError):
+        return None  # an (odd) answer, or an odd endpoint: the hub client reports those itself
+    except OSError as exc:  # URLError, TLS and tunnel errors, timeouts
+        if not _silent_failure(exc):
+            return None
+        reason = getattr(exc, "reason", exc)
+        return f"{type(reason).__name__}: {reason}"
+
+
+def hub_unreachable(endpoint: str | None = None, timeout: float | None = None) -> str | None:
+    """Check, within ``timeout`` seconds, that the hub endpoint answers at all.
+
+    The request goes through the proxies of the environment (``HTTPS_PROXY`` etc.), as the hub
+    client's would. It runs on a daemon thread so that a DNS lookup, which socket timeouts do
+    not bound, cannot hold the caller longer than ``timeout``.
+
+    Args:
+        endpoint: Hub root URL; default huggingface_hub's ``ENDPOINT`` (``$HF_ENDPOINT``).
+        timeout: Seconds; default :func:`hub_timeout`.
+
+    Returns:
+        ``None`` when it answered (any HTTP status), else a short reason.
+    """
+    from huggingface_hub import constants
+
+    url = (endpoint or constants.ENDPOINT).rstrip("/") + "/"
+    timeout = hub_timeout() if timeout is None else timeout
+    key = (url, tuple(sorted(urllib.request.getproxies().items())), timeout)
+    cached = _PROBES.get(key)
+    if cached is not None and time.monotonic() - cached[0] < PROBE_TTL:
+        return cached[1]
+    result: list[str | None] = []
+    worker = threading.Thread(
+        target=lambda: result.append(_head(url, timeout)), name="harken-hub-check", daemon=True
+    )
+    worker.start()
+    worker.join(timeout)
+    reason = result[0] if result else f"{url} did not answer within {timeout:g} s"
+    _PROBES[key] = (time.monotonic(), reason)
+    return reason
+
+
+def hub_access(resolved: str) -> tuple[dict[str, Any], str | None]:
+    """Loader options for a resolved spec, and why the hub is not used (if it is not).
+
+    Args:
+        resolved: A local folder path or a hub id (see :func:`resolve_model`).
+
+    Returns:
+        ``({}, None)`` for a folder or a reachable hub; ``({"local_files_only": True}, why)``
+        when ``HF_HUB_OFFLINE`` is set or the hub does not answer.
+    """
+    if Path(resolved).is_dir():
+        return {}, None
+    if hub_offline():
+        return {"local_files_only": True}, "HF_HUB_OFFLINE is set"
+    reason = hub_unreachable()
+    if reason is None:
+        return {}, None
+    return {"local_files_only": True}, f"the Hugging Face hub is unreachable ({reason})"
+
+
+def unavailable_message(
+    spec: str, what: str, why_local: str | None, exc: Exception, hint: str = ""
+) -> str:
+    """The message of a failed load: why the hub was not used, the remedies, and the cause."""
+    if why_local is None:
+        message = f"cannot load {what} {spec!r}: {OFFLINE_HINT}"
+    else:
+        message = (
+            f"cannot load {what} {spec!r}: {why_local} and it is not in the local Hugging Face "
+            f"cache; {LOCAL_FOLDER_HINT}"
+        )
+        if not why_local.startswith("HF_HUB_OFFLINE"):
+            message += " (HF_HUB_OFFLINE=1 skips the network check)"
+    if hint:
+        message += f"; {hint}"
+    return message + f" (cause: {type(exc).__name__}: {str(exc)[:300]})"
 
 
 def resolve_model(spec: str) -> str:
@@ -47,11 +201,16 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
-def load_or_unavailable(load: Callable[[str], T], spec: str, what: str, hint: str = "") -> T:
-    """Call ``load(resolve_model(spec))``, turning hub/file failures into ModelUnavailableError.
+def load_or_unavailable(load: Callable[..., T], spec: str, what: str, hint: str = "") -> T:
+    """Call ``load(resolve_model(spec), **options)``, turning hub/file failures into
+    ModelUnavailableError.
+
+    ``options`` is ``{"local_files_only": True}`` when the hub is off or unreachable
+    (:func:`hub_access`), so a load never waits on the network for long.
 
     Args:
-        load: Loader taking the resolved id or folder (e.g. ``AutoModel.from_pretrained``).
+        load: Loader taking the resolved id or folder and ``from_pretrained``'s keyword
+            arguments (e.g. ``AutoModel.from_pretrained``).
         spec: Model id or folder, as the user gave it.
         what: What is being loaded, for the message (``"sentence-transformers model"``).
         hint: Extra advice appended to the message (e.g. an offline alternative).
@@ -64,14 +223,11 @@ def load_or_unavailable(load: Callable[[str], T], spec: str, what: str, hint: st
             malformed (ValueError, e.g. huggingface_hub's HFValidationError).
     """
     resolved = resolve_model(spec)
+    options, why_local = hub_access(resolved)
     try:
-        return load(resolved)
+        return load(resolved, **options)
     except (OSError, ValueError) as exc:
-        message = f"cannot load {what} {spec!r}: {OFFLINE_HINT}"
-        if hint:
-            message += f"; {hint}"
-        message += f" (cause: {type(exc).__name__}: {exc})"
-        raise ModelUnavailableError(message) from exc
+        raise ModelUnavailableError(unavailable_message(spec, what, why_local, exc, hint)) from exc
 
 
 def check_loading_info(spec: str, info: dict, what: str) -> None:

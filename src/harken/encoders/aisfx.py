@@ -174,8 +174,11 @@ class AisfxEncoder:
 
         path = _aisfx_dir() / "models" / "checkpoint.pth"
         # The checkpoint is (state_dict, dataset table); the table holds numpy scalars, which
-        # are allow-listed so that the load stays weights_only.
-        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+        # are allow-listed (data constructors only) so that the load stays weights_only. Only
+        # entries the process has not allowed itself are added, as the context removes them.
+        known = torch.serialization.get_safe_globals()
+        extra = [g for g in _numpy_scalar_globals() if g not in known]
+        with torch.serialization.safe_globals(extra):
             weights, _datasets = torch.load(path, map_location="cpu", weights_only=True)
         prefix = "embedding_net."
         state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}

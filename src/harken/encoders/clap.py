@@ -108,7 +108,9 @@ class ClapCheckpoint:
             from transformers import ClapModel
 
             model, info = load_or_unavailable(
-                lambda path: ClapModel.from_pretrained(path, output_loading_info=True),
+                lambda path, **options: ClapModel.from_pretrained(
+                    path, output_loading_info=True, **options
+                ),
                 self.spec,
                 "CLAP model",
             )

@@ -162,7 +162,9 @@ class ClipCheckpoint:
             from transformers import CLIPModel
 
             model, info = load_or_unavailable(
-                lambda path: CLIPModel.from_pretrained(path, output_loading_info=True),
+                lambda path, **options: CLIPModel.from_pretrained(
+                    path, output_loading_info=True, **options
+                ),
                 self.spec,
                 "CLIP model",
             )
@@ -217,7 +219,9 @@ class ClipCheckpoint:
                 processor = None  # a model saved alone: OpenAI CLIP's front end
             else:
                 processor = load_or_unavailable(
-                    lambda path: ImageProcessingMixin.get_image_processor_dict(path)[0],
+                    lambda path, **options: ImageProcessingMixin.get_image_processor_dict(
+                        path, **options
+                    )[0],
                     self.spec,
                     "CLIP image-processor config",
                 )

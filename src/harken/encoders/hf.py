@@ -21,7 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from harken.data.audio import ClipPolicy
-from harken.encoders._hf import chunks, load_or_unavailable, masked_mean, progress
+from harken.encoders._hf import (
+    chunks,
+    hub_access,
+    load_or_unavailable,
+    masked_mean,
+    progress,
+    resolve_model,
+)
 from harken.encoders.base import ENCODERS, windowed_mean
 from harken.errors import ConfigError
 
@@ -90,8 +97,9 @@ class HfEncoder:
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoTokenizer
 
         load_or_unavailable(AutoConfig.from_pretrained, self.model_id, "model config")
+        resolved = resolve_model(self.model_id)
         try:
-            extractor = AutoFeatureExtractor.from_pretrained(self.model_id)
+            extractor = AutoFeatureExtractor.from_pretrained(resolved, **hub_access(resolved)[0])
         except (OSError, ValueError):  # no preprocessor_config.json: not an audio model
             extractor = None
         if extractor is not None and getattr(extractor, "sampling_rate", None):

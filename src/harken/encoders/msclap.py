@@ -58,7 +58,10 @@ truncate and failed to batch them).
 ``strict=False``, and filtered every warning). The one exception is GPT-2's causal-mask
 buffers ``h.<i>.attn.bias`` / ``h.<i>.attn.masked_bias``, which checkpoints saved with
 transformers < 4.31 contain (microsoft/CLAP issue #27) and current ``GPT2Model`` no longer has:
-they are constants, not weights, and are dropped by name before the strict load.
+they are constants, not weights, and are dropped by name before the strict load. The file is
+read with ``torch.load(weights_only=True)`` only: a checkpoint that pickles anything beyond
+tensors and containers (it could run code while loading) is refused with a
+:class:`~harken.errors.ModelUnavailableError` that shows how to re-save a trusted one as weights.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ from typing import Any
 import numpy as np
 
 from harken.data.audio import ClipPolicy
-from harken.encoders._hf import chunks, load_or_unavailable, progress
+from harken.encoders._hf import chunks, hub_access, load_or_unavailable, progress
 from harken.encoders.base import ENCODERS, windowed_mean
 from harken.errors import AudioError, ConfigError, ModelUnavailableError
 
@@ -475,18 +478,22 @@ def build_msclap(arch: MsClapArch | None = None):
 
 
 def _read_state_dict(path: Path) -> dict:
-    """The ``"model"`` state dict of a released checkpoint (or a bare state dict)."""
+    """The ``"model"`` state dict of a released checkpoint (or a bare state dict).
+
+    The file is read with ``torch.load(weights_only=True)`` only: a checkpoint is data, and a
+    pickle that needs more than tensors and containers could run code while it loads.
+
+    Raises:
+        ModelUnavailableError: the file is unreadable, pickles more than weights (the message
+            says how to convert it), or holds no state dict.
+    """
     import torch
 
     try:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # A checkpoint that pickles more than tensors: it comes from the source the user
-            # chose (the hub release or their own file), which the released loader unpickled
-            # in full as well.
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelUnavailableError(_not_weights_only(path, exc)) from exc
+    except (OSError, RuntimeError, EOFError) as exc:
         raise ModelUnavailableError(f"cannot read MS-CLAP weights {path}: {exc}") from exc
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
@@ -494,6 +501,21 @@ def _read_state_dict(path: Path) -> dict:
             f"{path}: not an MS-CLAP checkpoint (expected a dict with a 'model' state dict)"
         )
     return state
+
+
+def _not_weights_only(path: Path, exc: Exception) -> str:
+    """Why a checkpoint was refused, and the snippet that converts a trusted one."""
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return (
+        f"refusing to load MS-CLAP weights {path}: the file pickles more than tensors "
+        f"({reason[:300]}), and unpickling it could run code. harken only loads weights "
+        "(torch.load(weights_only=True)). If you trust the file, convert it once, in a trusted "
+        "environment, and pass the converted file instead:\n"
+        "    import torch\n"
+        f"    ckpt = torch.load({str(path)!r}, map_location='cpu', weights_only=False)\n"
+        "    torch.save({'model': ckpt.get('model', ckpt) if isinstance(ckpt, dict) "
+        f"else ckpt.state_dict()}}, {str(path.with_suffix('.weights.pth'))!r})"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -609,12 +631,14 @@ def resolve_weights(spec: str) -> tuple[Path, str | None]:
     if spec in VERSIONS:
         from huggingface_hub import hf_hub_download
 
+        options, why_local = hub_access(HUB_REPO)
         try:
-            path = Path(hf_hub_download(HUB_REPO, VERSIONS[spec]))
+            path = Path(hf_hub_download(HUB_REPO, VERSIONS[spec], **options))
         except (OSError, ValueError) as exc:
+            offline = f"{why_local} and the file is not in the local cache: " if why_local else ""
             raise ModelUnavailableError(
-                f"cannot download MS-CLAP {spec} weights ({HUB_REPO}/{VERSIONS[spec]}): check "
-                "the network, or pass the path of a downloaded copy, e.g. "
+                f"cannot download MS-CLAP {spec} weights ({HUB_REPO}/{VERSIONS[spec]}): "
+                f"{offline}check the network, or pass the path of a downloaded copy, e.g. "
                 f"'msclap:/path/to/{VERSIONS[spec]}' (cause: {type(exc).__name__}: {exc})"
             ) from exc
         parts = path.parts

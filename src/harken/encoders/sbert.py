@@ -77,7 +77,7 @@ class SbertEncoder:
         from sentence_transformers import SentenceTransformer
 
         model = load_or_unavailable(
-            lambda spec: SentenceTransformer(spec, device="cpu"),
+            lambda spec, **options: SentenceTransformer(spec, device="cpu", **options),
             self.model_id,
             "sentence-transformers model",
             self.hint,

@@ -130,19 +130,25 @@ def load_causal_lm(model: str | None = None, models_dir: str | Path | None = Non
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     models_dir = Path(models_dir) if models_dir is not None else cache_dir() / "models"
+    why_local = None
     try:
         if model in (None, SMOLLM2):
             lm, tokenizer = _load_gguf_dequantised(smollm2_gguf(), models_dir)
         elif str(model).endswith(".gguf"):
             lm, tokenizer = _load_gguf_dequantised(Path(model).resolve(), models_dir)
         else:
-            lm = AutoModelForCausalLM.from_pretrained(model)
-            tokenizer = AutoTokenizer.from_pretrained(model)
+            # The encoders' bounded hub check: offline or unreachable → local cache only.
+            from harken.encoders._hf import hub_access
+
+            options, why_local = hub_access(str(model))
+            lm = AutoModelForCausalLM.from_pretrained(model, **options)
+            tokenizer = AutoTokenizer.from_pretrained(model, **options)
     except (OSError, ValueError) as e:
+        offline = f" ({why_local}; the model is not in the local cache)" if why_local else ""
         raise ModelUnavailableError(
-            f"cannot load the causal LM {model!r}: {e}. Give a local folder with config.json, "
-            "weights and tokenizer files, a .gguf file, or omit model= for the offline "
-            "SmolLM2 default"
+            f"cannot load the causal LM {model!r}{offline}: {e}. Give a local folder with "
+            "config.json, weights and tokenizer files, a .gguf file, or omit model= for the "
+            "offline SmolLM2 default"
         ) from e
     lm.eval()
     return lm, tokenizer

@@ -10,10 +10,17 @@ prompt's ``response_prefix`` is not sent; an answer that repeats it has it remov
 Uses only the standard library (``urllib``). Rate limits (429) and server errors (5xx) are retried
 with exponential backoff (honouring ``Retry-After``); authentication and connection failures raise
 :class:`~harken.errors.HarkenError` naming the URL.
+
+Every request is bounded: ``connect_timeout`` for the TCP connection (and a proxy tunnel and TLS
+handshake), ``timeout`` for each wait on the answer; retries stop once ``retry_budget`` seconds
+have passed since the first attempt, so one call takes at most about ``retry_budget`` plus one
+attempt's timeouts.
 """
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import os
 import time
@@ -30,6 +37,57 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
+class _ReadTimeoutHTTPConnection(http.client.HTTPConnection):
+    """Connects within ``timeout`` seconds, then waits ``read_timeout`` for each read."""
+
+    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _ReadTimeoutHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS: the TCP connection, proxy tunnel and TLS handshake within ``timeout`` seconds,
+    then ``read_timeout`` for each read."""
+
+    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def http_open(self, req):
+        conn = functools.partial(_ReadTimeoutHTTPConnection, read_timeout=self.read_timeout)
+        return self.do_open(conn, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def https_open(self, req):
+        conn = functools.partial(_ReadTimeoutHTTPSConnection, read_timeout=self.read_timeout)
+        return self.do_open(conn, req, context=self._context)
+
+
+def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
+    """An opener whose connections use ``read_timeout`` once connected (``open(...,
+    timeout=)`` is then the connect timeout); proxies are read from the environment now."""
+    return urllib.request.build_opener(_HTTPHandler(read_timeout), _HTTPSHandler(read_timeout))
+
+
 class OpenAIGenerator:
     """One description per input text from an OpenAI-compatible chat endpoint.
 
@@ -40,10 +98,16 @@ class OpenAIGenerator:
         api_key: Bearer token; default ``$OPENAI_API_KEY`` (may be empty for local servers).
         prompt: A prompt name or :class:`~harken.knowledge.prompts.Prompt`.
         max_tokens: Answer length budget.
-        timeout: Seconds to wait for one response.
+        timeout: Seconds to wait for the server each time it should send something (the
+            answer of a slow model included).
         retries: Extra attempts after a 429/5xx answer or a timeout.
         backoff: First retry delay in seconds; doubles with each retry.
         spec: Registry spec (``"openai:<model>"``); overrides ``model``.
+        connect_timeout: Seconds to open the connection (TCP, proxy tunnel, TLS).
+        retry_budget: Seconds after the first attempt during which retries may start.
+
+    Raises:
+        ConfigError: no model, or a timeout or budget that is not positive.
     """
 
     def __init__(
@@ -57,7 +121,16 @@ class OpenAIGenerator:
         retries: int = 4,
         backoff: float = 1.0,
         spec: str | None = None,
+        connect_timeout: float = 10.0,
+        retry_budget: float = 120.0,
     ) -> None:
+        for name, value in (
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("retry_budget", retry_budget),
+        ):
+            if not value > 0:
+                raise ConfigError(f"the openai generator's {name} must be positive, got {value!r}")
         self.model = spec or model or os.environ.get("OPENAI_MODEL")
         if not self.model:
             raise ConfigError(
@@ -71,6 +144,8 @@ class OpenAIGenerator:
         self.prompt = get_prompt(prompt)
         self.max_tokens = max_tokens
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retry_budget = retry_budget
         self.retries = retries
         self.backoff = backoff
         self.name = f"openai:{self.model}"
@@ -119,33 +194,44 @@ class OpenAIGenerator:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        opener = _opener(self.timeout)
+        deadline = time.monotonic() + self.retry_budget
         delay = self.backoff
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                with opener.open(request, timeout=self.connect_timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 detail = _error_detail(e)
-                if e.code in RETRY_STATUS and not last:
-                    time.sleep(_retry_after(e, delay))
+                wait = _retry_after(e, delay)
+                if e.code in RETRY_STATUS and not last and time.monotonic() + wait < deadline:
+                    time.sleep(wait)
                     delay *= 2
                     continue
                 raise _http_error(self.url, self.model, e.code, detail) from e
             except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
                 reason = getattr(e, "reason", e)
-                if isinstance(reason, TimeoutError) and not last:
+                timed_out = isinstance(reason, TimeoutError)
+                if timed_out and not last and time.monotonic() + delay < deadline:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise HarkenError(
-                    f"cannot reach the chat endpoint {self.url}: {reason}. Is the server running "
-                    "and OPENAI_BASE_URL (or base_url=) right?"
-                ) from e
+                raise HarkenError(self._unreachable(reason, attempt + 1, timed_out)) from e
             except json.JSONDecodeError as e:
                 raise HarkenError(f"{self.url} answered with invalid JSON: {e}") from e
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _unreachable(self, reason, attempts: int, timed_out: bool) -> str:
+        message = f"cannot reach the chat endpoint {self.url}: {reason}"
+        if timed_out:
+            message += (
+                f" (after {attempts} attempt{'s' if attempts > 1 else ''}; connect timeout "
+                f"{self.connect_timeout:g} s, answer timeout {self.timeout:g} s, retries within "
+                f"{self.retry_budget:g} s: raise timeout= for a slow model)"
+            )
+        return message + (". Is the server running and OPENAI_BASE_URL (or base_url=) right?")
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:

@@ -580,6 +580,12 @@ _PICKLE_ALLOWED = {
     ("numpy._core.numeric", "_frombuffer"),
     ("collections", "OrderedDict"),
     ("_codecs", "encode"),
+    # Builtin containers and numbers that protocols 0-3 rebuild by name (protocol 4+ has
+    # opcodes for sets): values only, no callable that touches the system.
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+    ("builtins", "complex"),
 }
 
 
@@ -589,6 +595,8 @@ class _ArrayUnpickler(pickle.Unpickler):
     source = ""
 
     def find_class(self, module: str, name: str):
+        if module == "__builtin__":  # Python 2 pickles
+            module = "builtins"
         mapped = (
             "numpy._core." + module[len("numpy.core.") :]
             if module.startswith("numpy.core.")
