@@ -229,7 +229,8 @@ def embed(
         return Embedded(got.embeddings, names, got.skipped, got.report)
     with NpyRowWriter(out, len(clips)) as writer:
         report = store.fill("files", enc, clips, writer.write, skip_bad=not strict)
-        kept = [i for i in range(len(clips)) if i not in report.bad_positions]
+        bad = set(report.bad_positions)
+        kept = [i for i in range(len(clips)) if i not in bad]
         _require_some(kept, report.bad, len(clips))
         names = [str(files[i]) for i in kept]
         atomic_write_text(rows_file(out), "".join(f"{n}\n" for n in names))

@@ -283,7 +283,7 @@ class FillReport:
         encoded: Distinct clips encoded now.
         shards_written: Shards written now.
         corrupt: Shards found corrupt and moved aside.
-        bad: Clips that could not be used (only with ``skip_bad``).
+        bad: Clips that could not be used (only with ``skip_bad``), in request order.
         bad_positions: Their positions in the request.
     """
 
@@ -294,7 +294,7 @@ class FillReport:
     shards_written: int = 0
     corrupt: list[str] = field(default_factory=list)
     bad: list[BadClip] = field(default_factory=list)
-    bad_positions: set[int] = field(default_factory=set)
+    bad_positions: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -365,7 +365,8 @@ class FeatureStore:
             out[0][positions] = rows
 
         report = self.fill(dataset, encoder, clips, sink, skip_bad=skip_bad)
-        kept = [i for i in range(len(clips)) if i not in report.bad_positions]
+        bad = set(report.bad_positions)
+        kept = [i for i in range(len(clips)) if i not in bad]
         emb = out[0] if out[0] is not None else np.zeros((0, 0), np.float32)
         if len(kept) < len(clips):
             emb = emb[kept] if kept else np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0))
@@ -420,6 +421,9 @@ class FeatureStore:
                 bar.update(len(batch))
         finally:
             bar.close()
+        order = np.argsort(report.bad_positions, kind="stable").tolist()
+        report.bad = [report.bad[i] for i in order]
+        report.bad_positions = [report.bad_positions[i] for i in order]
         return report
 
     # --- steps of fill ---------------------------------------------------------------------
@@ -443,7 +447,7 @@ class FeatureStore:
                 if not skip_bad:
                     raise type(exc)(f"clip {clip.clip_id!r}: {exc}") from exc
                 report.bad.append(_bad(clip, exc))
-                report.bad_positions.add(i)
+                report.bad_positions.append(i)
                 continue
             wanted.setdefault(key, []).append(i)
         return wanted
@@ -478,7 +482,7 @@ class FeatureStore:
             for b in bad:  # every request position of a bad key is bad
                 key = batch[first.index(b.clip)]
                 report.bad += [BadClip(clips[p], b.reason) for p in wanted[key]]
-                report.bad_positions.update(wanted[key])
+                report.bad_positions += wanted[key]
         else:
             emb, kept = encode_clips(encoder, first), list(range(len(batch)))
         if not kept:
