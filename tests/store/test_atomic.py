@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harken.store.atomic import (
+    NpyRowWriter,
     _atomic,
     atomic_save_npy,
     atomic_save_npz,
@@ -73,3 +74,25 @@ def test_failing_public_writers_leave_the_old_file_intact(tmp_path):
     with np.load(npz) as z:
         np.testing.assert_array_equal(z["x"], np.ones(3))
     assert _leftovers(tmp_path) == []
+
+
+def test_npy_row_writer_streams_rows_and_keeps_the_chosen_ones(tmp_path):
+    path = tmp_path / "rows.npy"
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    with NpyRowWriter(path, 6) as writer:
+        writer.write(np.array([4, 1]), rows[[4, 1]])  # any order, any block size
+        writer.write(np.array([0, 2, 3, 5]), rows[[0, 2, 3, 5]])
+        assert not path.exists()  # nothing visible before the commit
+        writer.commit([0, 2, 3, 5], chunk=3)
+    np.testing.assert_array_equal(np.load(path), rows[[0, 2, 3, 5]])
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.npy"]
+
+
+def test_npy_row_writer_without_a_commit_leaves_nothing(tmp_path):
+    path = tmp_path / "rows.npy"
+    np.save(path, np.zeros((1, 1), np.float32))  # an older output stays as it was
+    with pytest.raises(RuntimeError), NpyRowWriter(path, 3) as writer:
+        writer.write(np.array([0]), np.ones((1, 4), np.float32))
+        raise RuntimeError("killed mid-way")
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.npy"]
+    np.testing.assert_array_equal(np.load(path), np.zeros((1, 1)))
