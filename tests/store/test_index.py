@@ -77,8 +77,10 @@ def test_exact_search_in_many_chunks_gives_the_same_result(small, monkeypatch):
     whole = small.search(q, top_k=5)
     monkeypatch.setattr(index_module, "_CHUNK_BYTES", 4 * 300 * 3)  # 3 queries per chunk
     chunked = small.search(q, top_k=5)
-    for a, b in zip(whole, chunked, strict=True):
-        np.testing.assert_array_equal(a, b)
+    # BLAS may round a 3-row product differently from a 50-row one (last float32 bit); the
+    # rows found and their order must not change
+    np.testing.assert_array_equal(whole[1], chunked[1])
+    np.testing.assert_allclose(whole[0], chunked[0], rtol=1e-6, atol=0)
 
 
 def test_equal_scores_are_ordered_by_row_index_even_at_the_cut_off():
