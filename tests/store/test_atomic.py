@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -12,6 +15,7 @@ from harken.store.atomic import (
     atomic_save_npz,
     atomic_write_bytes,
     atomic_write_text,
+    remove_stale_temps,
 )
 
 
@@ -96,3 +100,18 @@ def test_npy_row_writer_without_a_commit_leaves_nothing(tmp_path):
         raise RuntimeError("killed mid-way")
     assert [p.name for p in tmp_path.iterdir()] == ["rows.npy"]
     np.testing.assert_array_equal(np.load(path), np.zeros((1, 1)))
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_and_nothing_else(tmp_path):
+    path = tmp_path / "emb.npy"
+    old, fresh = tmp_path / ".emb.npy.k1ll3d.tmp", tmp_path / ".emb.npy.w0rk1ng.tmp"
+    others = [tmp_path / ".other.npy.k1ll3d.tmp", tmp_path / "emb.npy.tmp", tmp_path / "emb.npy"]
+    two_hours_ago = time.time() - 7200
+    for f in [old, fresh, *others]:
+        f.write_bytes(b"x")
+    for f in [old, *others]:
+        os.utime(f, (two_hours_ago, two_hours_ago))
+    assert remove_stale_temps(path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, *(f.name for f in others)]
+    )

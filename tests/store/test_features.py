@@ -335,12 +335,18 @@ def test_foreign_files_in_the_store_are_ignored_and_never_touched(tmp_path, kitc
         ".shard-x.npz.123.tmp": b"half written",
         "shard-" + "0" * 64 + ".npz.corrupt": b"moved aside earlier",
     }
+    killed = folder / (".shard-" + "1" * 64 + ".npz.k1ll3d.tmp")  # a killed writer's leftover
+    two_hours_ago = time.time() - 7200
     for name, data in foreign.items():
         (folder / name).write_bytes(data)
+        os.utime(folder / name, (two_hours_ago, two_hours_ago))
+    killed.write_bytes(b"half a shard")
+    os.utime(killed, (two_hours_ago, two_hours_ago))
     emb = store.get("kitchen20", StatsEncoder(), kitchen20_clips)
     assert emb.shape == (10, 3)
     for name, data in foreign.items():
         assert (folder / name).read_bytes() == data
+    assert not killed.exists()
 
 
 def test_shards_are_loaded_without_pickle(tmp_path, kitchen20_clips, monkeypatch):

@@ -6,9 +6,12 @@ new one (plus, at worst, a stray ``.tmp`` file that is ignored and overwritten).
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import io
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,28 @@ def _atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(path: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temporary files a killed writer of ``path`` left behind.
+
+    Only this module's own temporaries of ``path`` (``.<name>.<random>.tmp`` beside it) older
+    than ``max_age_s`` are removed, so writers still in flight keep theirs.
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):  # another process removed it first
+            if now - tmp.stat().st_mtime > max_age_s:
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -65,6 +90,7 @@ class NpyRowWriter:
         self.path = Path(path)
         self.rows = rows
         self.dtype = np.dtype(dtype)
+        remove_stale_temps(self.path)  # what a killed earlier writer left
         self._temps: list[Path] = []
         self._array: np.memmap | None = None
 

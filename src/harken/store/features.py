@@ -21,7 +21,8 @@ shard is detected on reading, renamed to ``*.corrupt`` (with a warning naming it
 are encoded again. Files the store did not write are ignored, never deleted. Shards are written
 to uniquely named temporary files and renamed into place, so two processes filling one store
 never corrupt it (the same clips and embeddings give byte-identical shards, so at worst both
-write the same file), and ``kill -9`` loses at most the batch in flight.
+write the same file), and ``kill -9`` loses at most the batch in flight (its temporary file is
+removed by a later run once it is an hour old).
 
 **Bad clips.** :meth:`FeatureStore.get` stops at the first clip that cannot be used (after
 keeping the finished shards); :meth:`FeatureStore.get_usable` skips unusable clips (missing,
@@ -56,7 +57,7 @@ from harken.data.audio import load_audio
 from harken.data.manifest import Clip
 from harken.encoders.base import Encoder, config_hash
 from harken.errors import AudioError, DataError, VideoError
-from harken.store.atomic import atomic_write_bytes, atomic_write_text
+from harken.store.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +432,10 @@ class FeatureStore:
     def _prepare(self, dataset: str, encoder: Encoder) -> Path:
         folder = self.folder(dataset, encoder)
         folder.mkdir(parents=True, exist_ok=True)
+        for tmp in folder.glob(".shard-*.npz.*.tmp"):  # left by a killed writer
+            match = _SHARD_NAME.match(tmp.name[1:].split(".npz.")[0] + ".npz")
+            if match is not None:
+                remove_stale_temps(folder / f"shard-{match.group(1)}.npz")
         meta = folder / "encoder.json"
         if not meta.exists():
             record = {"encoder": encoder.config(), "preprocessing_version": PREPROCESSING_VERSION}
