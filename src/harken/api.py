@@ -12,6 +12,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,8 @@ from harken.methods.base import Batch, Classes, get_method
 from harken.methods.conse import l2_normalize
 from harken.methods.joint import JointSpace, get_joint_space
 from harken.methods.zeroshot import ZeroShot
-from harken.store.atomic import atomic_save_npy
-from harken.store.features import FeatureStore, encode_clips
+from harken.store.atomic import NpyRowWriter, atomic_write_text
+from harken.store.features import BadClip, FeatureStore, FillReport, Usable, encode_clips
 from harken.store.index import EmbeddingIndex, exact_search
 from harken.store.runs import RunFolder
 
@@ -153,15 +154,119 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
     return out
 
 
-def embed(files: Sequence[str | Path], encoder: str, out: str | Path | None = None) -> np.ndarray:
-    """Embed ``files`` with ``encoder``: float32 ``[N, D]`` in input order (saved to ``out``)."""
+@dataclass
+class Embedded:
+    """What :func:`embed` produced.
+
+    Attributes:
+        embeddings: float32 ``[N, D]``, one row per usable file in input order (memory-mapped
+            from ``out`` when one was written).
+        files: The file of each row.
+        skipped: The files that could not be used, with the reason.
+        report: The feature store's counts (clips reused from finished shards, encoded, ...).
+    """
+
+    embeddings: np.ndarray
+    files: list[str]
+    skipped: list[BadClip]
+    report: FillReport
+
+
+def check_npy_out(out: str | Path) -> Path:
+    """Refuse an output path that cannot take a ``.npy`` file, before any work is done.
+
+    Raises:
+        ConfigError: ``out`` is a folder, lacks the ``.npy`` suffix or its folder is missing.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'emb.npy'}")
+    if out.suffix.lower() != ".npy":
+        raise ConfigError(f"--out {out} must end in .npy (numpy array file), e.g. emb.npy")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    return out
+
+
+def rows_file(out: str | Path) -> Path:
+    """The list of files beside an ``embed`` output: ``emb.npy`` → ``emb.files.txt``."""
+    return Path(out).with_suffix(".files.txt")
+
+
+def embed(
+    files: Sequence[str | Path],
+    encoder: str,
+    out: str | Path | None = None,
+    strict: bool = False,
+    store_dir: str | Path | None = None,
+    progress: bool = False,
+) -> Embedded:
+    """Embed ``files`` with ``encoder`` through the feature store (resumable, reused).
+
+    Rows stream into ``out`` (a ``.npy`` file written atomically at the end, memory flat in the
+    number of files) and ``<out stem>.files.txt`` lists the file of each row, one per line.
+
+    Args:
+        files: Audio/video files.
+        encoder: Encoder name (``yamnet``, ``aisfx``, ``clap``, ...).
+        out: ``.npy`` file to write (checked before any work).
+        strict: Fail on the first unusable file instead of skipping it.
+        store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
+        progress: Show progress while encoding.
+
+    Raises:
+        ConfigError: a bad ``out`` path or a non-audio encoder.
+        DataError: no file could be used (or, with ``strict``, the first one that cannot).
+    """
+    out = check_npy_out(out) if out is not None else None
+    clips = _clips(files)
     enc = get_encoder(encoder)
     if enc.modality != "audio":
         raise ConfigError(f"encoder {encoder!r} embeds {enc.modality}, not audio files")
-    emb = encode_clips(enc, _clips(files))
-    if out is not None:
-        atomic_save_npy(Path(out), emb)
-    return emb
+    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
+    if out is None:
+        got = _usable(store, enc, clips, strict)
+        names = [str(files[i]) for i in got.kept]
+        return Embedded(got.embeddings, names, got.skipped, got.report)
+    with NpyRowWriter(out, len(clips)) as writer:
+        report = store.fill("files", enc, clips, writer.write, skip_bad=not strict)
+        bad = set(report.bad_positions)
+        kept = [i for i in range(len(clips)) if i not in bad]
+        _require_some(kept, report.bad, len(clips))
+        names = [str(files[i]) for i in kept]
+        atomic_write_text(rows_file(out), "".join(f"{n}\n" for n in names))
+        writer.commit(kept)
+    return Embedded(np.load(out, mmap_mode="r", allow_pickle=False), names, report.bad, report)
+
+
+def _require_some(kept: list[int], bad: list[BadClip], total: int) -> None:
+    if not kept:
+        raise DataError(
+            f"none of the {total} files could be used; first problem: {bad[0].reason}"
+            if bad
+            else "no files to embed"
+        )
+
+
+def _usable(store: FeatureStore, encoder, clips: list[Clip], strict: bool) -> Usable:
+    """The store's embeddings of ``clips``; all must be usable when ``strict``."""
+    got = store.get_usable("files", encoder, clips, skip_bad=not strict)
+    _require_some(got.kept, got.skipped, len(clips))
+    return got
+
+
+def _sized(clips: list[Clip], strict: bool) -> tuple[list[Clip], list[BadClip]]:
+    """Clips within ``predict``'s length limit; the others fail (``strict``) or are skipped."""
+    ok, bad = [], []
+    for clip in clips:
+        try:
+            _check_size(clip.audio_path)
+            ok.append(clip)
+        except DataError as exc:
+            if strict:
+                raise
+            bad.append(BadClip(clip, str(exc)))
+    return ok, bad
 
 
 def _check_size(path: Path) -> None:
@@ -298,6 +403,15 @@ def zero_shot_classifier(
     return ZeroShot(joint_space(backend), activation), s
 
 
+class Predictions(list):
+    """:func:`predict`'s rankings (a list, one item per usable file in input order), with the
+    files that could not be used in :attr:`skipped`."""
+
+    def __init__(self, items: Sequence[dict] = (), skipped: Sequence[BadClip] = ()) -> None:
+        super().__init__(items)
+        self.skipped = list(skipped)
+
+
 def predict(
     files: Sequence[str | Path],
     labels: Sequence[str],
@@ -306,7 +420,9 @@ def predict(
     backend: str = "bridge",
     templates: str | Sequence[str] | None = None,
     multi_label: bool = False,
-) -> list[dict]:
+    strict: bool = False,
+    store_dir: str | Path | None = None,
+) -> Predictions:
     """Rank candidate action names for each audio file, best first.
 
     Args:
@@ -319,27 +435,37 @@ def predict(
         templates: Prompt ensemble for the labels (a set name such as ``harken``, a JSON/TXT
             file, or one template with ``{}``); default: the ``harken`` ensemble.
         multi_label: Sigmoid instead of softmax probabilities (CLAP backends).
+        strict: Fail on the first unusable file (missing, empty, silent, corrupt, too long)
+            instead of skipping it.
+        store_dir: Feature-store folder the audio embeddings are cached in (default
+            ``$HARKEN_CACHE_DIR/features``).
 
     Returns:
-        ``[{"file": f, "ranking": [{"label", "score", ...}, ...]}, ...]`` in input order. For
-        CLAP backends ``score`` is the softmax (or sigmoid) probability and ``logit`` the
-        scaled cosine; for ``bridge`` ``score`` is the bridge compatibility (not a probability).
+        ``[{"file": f, "ranking": [{"label", "score", ...}, ...]}, ...]`` in input order, for
+        the usable files; the others are in ``.skipped``. For CLAP backends ``score`` is the
+        softmax (or sigmoid) probability and ``logit`` the scaled cosine; for ``bridge``
+        ``score`` is the bridge compatibility (not a probability).
+
+    Raises:
+        DataError: no file could be used (with ``strict``: the first that cannot).
     """
     labels = _check_labels(labels)
     if top_k is not None and top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, not {top_k}")
-    clips = _clips(files)
-    for clip in clips:  # refuse oversized inputs before decoding anything
-        _check_size(clip.audio_path)
+    clips, oversized = _sized(_clips(files), strict)  # refuse long inputs before decoding
     method, settings = zero_shot_classifier(backend, model, multi_label)
     space = method.space
     texts = class_texts(_generator(templates, settings), labels)
     classes = Classes(labels, class_embeddings(texts, space.text_encoder, labels))
-    batch = Batch({space.audio_name: encode_clips(space.audio_encoder, clips)})
+    store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
+    got = _usable(store, space.audio_encoder, clips, strict) if clips else None
+    if got is None:
+        _require_some([], oversized, len(files))
+    batch = Batch({space.audio_name: got.embeddings})
     logits = method.score(batch, classes)
     probs = method.probabilities(batch, classes) if space.logit_scale is not None else None
     out = []
-    for i, f in enumerate(files):
+    for i, clip in enumerate(clips[k] for k in got.kept):
         key = logits[i] if probs is None else probs[i]
         order = np.argsort(-key, kind="stable")[: top_k or len(labels)]
         ranking = []
@@ -348,8 +474,13 @@ def predict(
             if probs is not None:
                 item["logit"] = float(logits[i, c])
             ranking.append(item)
-        out.append({"file": str(f), "ranking": ranking})
-    return out
+        out.append({"file": clip.clip_id, "ranking": ranking})
+    return Predictions(out, _in_input_order(oversized + got.skipped, files))
+
+
+def _in_input_order(bad: list[BadClip], files: Sequence[str | Path]) -> list[BadClip]:
+    rank = {str(f): i for i, f in enumerate(files)}
+    return sorted(bad, key=lambda b: rank.get(b.clip.clip_id, len(rank)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,33 +503,52 @@ def index(
     search_backend: str = "auto",
     store_dir: str | Path | None = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> EmbeddingIndex:
     """Embed a collection (files, folders, or one dataset CSV) and save a search index.
 
     The audio embeddings go through the feature store (resumable, reused by other commands);
-    the index holds the joint-space vectors ``a(x)`` and the absolute file paths.
+    the index holds the joint-space vectors ``a(x)`` and the absolute file paths. Unusable
+    files (missing, empty, silent, corrupt, too long) are left out and listed in the index's
+    ``meta["skipped"]`` (``[{"file", "reason"}]``).
 
     Args:
         inputs: Audio/video files, folders, or a single CSV in the generic dataset layout.
-        out: Index folder to write (replaced atomically).
+        out: Index folder to write (replaced atomically; only ever a folder harken wrote).
         backend: Joint space (see :func:`predict`).
         search_backend: ``auto`` (exact below 50k clips, FAISS above when installed),
             ``exact`` or ``faiss``.
         store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
+        strict: Fail on the first unusable file instead of leaving it out.
+
+    Raises:
+        DataError: ``out`` is a folder harken did not write (checked before any work), or no
+            file could be used.
     """
+    EmbeddingIndex.check_target(Path(out))
     clips = _index_clips(inputs)
     if not clips:
         raise DataError("nothing to index: no audio files found in the inputs")
-    for clip in clips:
-        if not Path(clip.audio_path).exists():
-            raise DataError(f"{clip.audio_path}: file not found")
-        _check_size(clip.audio_path)
+    if strict:
+        for clip in clips:
+            if not Path(clip.audio_path).exists():
+                raise DataError(f"{clip.audio_path}: file not found")
+    clips, oversized = _sized(clips, strict)
     space = joint_space(backend)
     store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
-    features = store.get("files", space.audio_encoder, clips)
-    vectors = space.audio_vectors(features)
-    meta = {"space": backend, "space_config": space.config(), "clips": [c.clip_id for c in clips]}
-    files = [str(Path(c.audio_path).resolve()) for c in clips]
+    got = _usable(store, space.audio_encoder, clips, strict) if clips else None
+    if got is None:
+        _require_some([], oversized, len(oversized))
+    kept = [clips[k] for k in got.kept]
+    skipped = oversized + got.skipped
+    vectors = space.audio_vectors(got.embeddings)
+    meta = {
+        "space": backend,
+        "space_config": space.config(),
+        "clips": [c.clip_id for c in kept],
+        "skipped": [{"file": b.file, "reason": b.reason} for b in skipped],
+    }
+    files = [str(Path(c.audio_path).resolve()) for c in kept]
     built = EmbeddingIndex.build(vectors, files, meta, backend=search_backend)
     built.save(Path(out))
     return built

@@ -27,9 +27,18 @@ def _cmd_run(args) -> None:
     from harken import api
     from harken.reports.results import results_table
 
-    results = api.run(args.config, args.out, store_dir=args.store_dir, data_dir=args.data_dir)
+    results = api.run(
+        args.config,
+        args.out,
+        store_dir=args.store_dir,
+        data_dir=args.data_dir,
+        strict=args.strict or None,  # None: the config's own setting
+    )
     print(results_table(results))
     print(f"\nrun folder: {args.out}")
+    manifest = Path(args.out) / "manifest.json"
+    skipped = json.loads(manifest.read_text()).get("skipped_clips", [])
+    _report_skipped(f"{s['file']}: {'; '.join(s['reasons'])}" for s in skipped)
 
 
 def _cmd_demo(args) -> None:
@@ -92,14 +101,27 @@ def _cmd_predict(args) -> None:
         backend=args.backend,
         templates=args.templates,
         multi_label=args.multi_label,
+        strict=args.strict,
     )
     if args.json:
         json.dump(ranking, sys.stdout, indent=2)
         print()
-        return
-    for item in ranking:
-        best = ", ".join(f"{r['label']} ({r['score']:.3f})" for r in item["ranking"][:3])
-        print(f"{item['file']}: {best}")
+    else:
+        for item in ranking:
+            best = ", ".join(f"{r['label']} ({r['score']:.3f})" for r in item["ranking"][:3])
+            print(f"{item['file']}: {best}")
+    _report_skipped(b.reason for b in ranking.skipped)
+
+
+def _report_skipped(reasons) -> None:
+    """One stderr line per file that was skipped (each reason names its file)."""
+    lines = [f"harken: skipped {reason}" for reason in reasons]
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
+        print(
+            f"harken: {len(lines)} file(s) skipped (use --strict to stop at the first)",
+            file=sys.stderr,
+        )
 
 
 def _read_labels(args) -> list[str]:
@@ -163,9 +185,21 @@ def read_labels_file(path: Path) -> list[str]:
 def _cmd_embed(args) -> None:
     from harken import api
 
+    api.check_npy_out(args.out)  # before expanding folders or loading the model
     files = api.expand_inputs(args.audio)
-    emb = api.embed(files, args.encoder, args.out)
-    print(f"wrote {args.out}: float32 {list(emb.shape)} ({args.encoder})")
+    got = api.embed(
+        files,
+        args.encoder,
+        args.out,
+        strict=args.strict,
+        store_dir=args.store_dir,
+        progress=True,
+    )
+    print(
+        f"wrote {args.out}: float32 {list(got.embeddings.shape)} ({args.encoder}); "
+        f"row → file: {api.rows_file(args.out)}"
+    )
+    _report_skipped(b.reason for b in got.skipped)
 
 
 def _cmd_index(args) -> None:
@@ -177,11 +211,13 @@ def _cmd_index(args) -> None:
         backend=args.backend,
         search_backend=args.search,
         store_dir=args.store_dir,
+        strict=args.strict,
     )
     print(
         f"indexed {len(built.files)} clips with {args.backend} ({built.backend} search) "
         f"into {args.out}"
     )
+    _report_skipped(f"{s['reason']}" for s in built.meta.get("skipped", []))
 
 
 def _cmd_search(args) -> None:
@@ -243,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--data-dir", help="dataset folder (overrides the config)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
+        "skipping it and listing it at the end",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -304,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--multi-label", action="store_true", help="sigmoid instead of softmax probabilities"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
+        "skipping it and listing it at the end",
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
@@ -322,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="search backend (default auto: exact below 50,000 clips, FAISS above)",
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
+        "skipping it and listing it at the end",
+    )
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(
@@ -367,13 +421,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "embed",
         help="embed audio files with an encoder into a .npy file",
-        description="Write float32 [N, D] embeddings, one row per input file in "
-        "input order. Encoders: yamnet, aisfx, ast, hf:<id or folder>, "
-        "clap[:<id or folder>], msclap[:<2023 or weights.pth>].",
+        description="Write float32 [N, D] embeddings, one row per usable input file in "
+        "input order (unusable files are skipped and listed at the end; --strict stops at "
+        "the first), through the resumable feature store. Encoders: yamnet, aisfx, ast, "
+        "hf:<id or folder>, clap[:<id or folder>], msclap[:<2023 or weights.pth>].",
     )
     p.add_argument("audio", nargs="+", help="audio/video files or folders")
     p.add_argument("--encoder", default="yamnet", help="encoder name (default: yamnet)")
-    p.add_argument("--out", required=True, help="output .npy file")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .npy file; <name>.files.txt beside it lists the file of each row",
+    )
+    p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
+        "skipping it and listing it at the end",
+    )
     p.set_defaults(func=_cmd_embed)
     return parser
 

@@ -16,7 +16,7 @@ import math
 import os
 import tomllib
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from harken.data.manifest import Manifest
 from harken.data.readers import read_dataset
 from harken.encoders.base import Encoder, get_encoder
-from harken.errors import ConfigError
+from harken.errors import ConfigError, DataError
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts, export_descriptions
@@ -39,7 +39,7 @@ from harken.protocols.splits import (
     write_splits,
 )
 from harken.reports.results import results_markdown, summarise
-from harken.store.features import FeatureStore, array_digest
+from harken.store.features import FeatureStore, Usable, array_digest
 from harken.store.runs import RunFolder
 from harken.typecheck import describe, matches, shown
 
@@ -71,6 +71,8 @@ class ExperimentConfig:
         method_options: ``{method: {option: value}}``.
         seeds: Seeds of trainable methods (training-free methods run once per fold).
         store_dir: Feature-store folder (None: ``<cache>/features``).
+        strict: Stop at the first clip that cannot be encoded (default: skip such clips, list
+            them in the run manifest and run on the others).
         views: Extra class-knowledge views for methods that read several text spaces
             (ClipClap's ``clip``/``clap``, KDA's descriptions):
             ``{name: {"generator": spec, "text_encoder": encoder}}``.
@@ -114,6 +116,7 @@ class ExperimentConfig:
     method_options: dict = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     store_dir: str | None = None
+    strict: bool = False
     progress: bool = True
     views: dict = field(default_factory=dict)
     gzsl_split: str | None = None
@@ -327,6 +330,7 @@ DEFAULT_SECTION = {
     "seeds": "methods",
     "store_dir": "store",
     "progress": "store",
+    "strict": "store",
 }
 
 PROTOCOLS = ("kfold", "all-classes", "gzsl")
@@ -458,6 +462,8 @@ class Experiment:
         )
         self._encoders: dict[str, Encoder] = {}
         self._classes: dict[str, Classes] = {}
+        #: Clips the features stage skipped: ``[{"clip_id", "file", "reasons"}]``.
+        self.skipped: list[dict] = []
 
     def encoder(self, name: str) -> Encoder:
         if name not in self._encoders:
@@ -540,12 +546,65 @@ class Experiment:
         emb = np.asarray(text_encoder.embed(names), dtype=np.float32)
         return Classes(names, emb)
 
-    def features(self, manifest: Manifest, names: set[str]) -> dict[str, np.ndarray]:
-        out = {}
+    def features(
+        self, manifest: Manifest, names: set[str]
+    ) -> tuple[Manifest, dict[str, np.ndarray]]:
+        """Embeddings of the manifest's clips for each audio/image feature in ``names``.
+
+        Unusable clips (missing, empty, silent, corrupt files) are skipped unless the config is
+        ``strict``: they are listed in :attr:`skipped` (and in the run manifest through
+        :meth:`provenance`) and the run proceeds on the remaining clips.
+
+        Returns:
+            The manifest of the clips every feature could embed, and ``{name: [N, D]}`` rows in
+            that manifest's order.
+
+        Raises:
+            DataError: every clip failed (with ``strict``: the first clip that fails).
+        """
+        usable: dict[str, Usable] = {}
         with self.folder.stage("features"):
             for name in sorted(names):
-                out[name] = self.store.get(manifest.name, self.encoder(name), manifest.clips)
-        return out
+                usable[name] = self.store.get_usable(
+                    manifest.name,
+                    self.encoder(name),
+                    manifest.clips,
+                    skip_bad=not self.config.strict,
+                )
+        return self._keep_usable(manifest, usable)
+
+    def _keep_usable(
+        self, manifest: Manifest, usable: dict[str, Usable]
+    ) -> tuple[Manifest, dict[str, np.ndarray]]:
+        """Keep the clips every feature embedded; record the others in :attr:`skipped`."""
+        good = set(range(len(manifest)))
+        bad: dict[int, list[str]] = {}
+        for name, got in usable.items():
+            good &= set(got.kept)
+            for b in got.skipped:
+                bad.setdefault(manifest.clips.index(b.clip), []).append(f"{name}: {b.reason}")
+        self.skipped = [
+            {
+                "clip_id": manifest.clips[i].clip_id,
+                "file": str(manifest.clips[i].audio_path),
+                "reasons": bad[i],
+            }
+            for i in sorted(bad)
+        ]
+        if usable and not good:
+            raise DataError(
+                f"{manifest.name}: none of the {len(manifest)} clips could be encoded; first "
+                f"problem: {self.skipped[0]['reasons'][0] if self.skipped else 'unknown'}"
+            )
+        if len(good) == len(manifest):
+            return manifest, {n: got.embeddings for n, got in usable.items()}
+        keep = sorted(good)
+        out = {}
+        for name, got in usable.items():
+            row = {clip: r for r, clip in enumerate(got.kept)}
+            out[name] = got.embeddings[[row[i] for i in keep]]
+        kept = replace(manifest, clips=[manifest.clips[i] for i in keep])
+        return kept, out
 
     def splits(self, classes: list[str]) -> list[Split]:
         c = self.config
@@ -571,7 +630,8 @@ class Experiment:
         generator_config,
     ) -> dict:
         """The run manifest's ``dataset``, ``knowledge``, ``encoders`` and ``features``
-        sections (ids, fingerprints, model configs, feature-store folders and hashes)."""
+        sections (ids, fingerprints, model configs, feature-store folders and hashes) and the
+        clips the features stage skipped (``skipped_clips``)."""
         c = self.config
         names = sorted(features)
         return {
@@ -598,6 +658,7 @@ class Experiment:
                 }
                 for n in names
             },
+            "skipped_clips": self.skipped,
         }
 
     def make_method(self, name: str, label_space: Classes | None) -> Method:
@@ -626,7 +687,7 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     # Unfitted instances tell which features and resources the methods need.
     probes = {m: exp.make_method(m, None) for m in config.methods}
     needs = {f for p in probes.values() for f in p.features}
-    features = exp.features(manifest, needs)
+    manifest, features = exp.features(manifest, needs)
     label_space = exp.label_space() if any(p.uses_label_space for p in probes.values()) else None
 
     labels = np.asarray(manifest.labels(config.target), dtype=object)

@@ -366,7 +366,7 @@ def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
 
     probes = {m: exp.make_method(m, None) for m in config.methods}
     needs = {f for p in probes.values() for f in p.features}
-    features = exp.features(manifest, needs)
+    manifest, features = exp.features(manifest, needs)
     label_space = exp.label_space() if any(p.uses_label_space for p in probes.values()) else None
 
     clip_ids = [clip.clip_id for clip in manifest]

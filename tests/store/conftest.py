@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +23,13 @@ class StatsEncoder:
     dim = 3
     policy = ClipPolicy()
 
-    def __init__(self, sample_rate: int = 16000, fail_after: int | None = None) -> None:
+    def __init__(
+        self, sample_rate: int = 16000, fail_after: int | None = None, delay: float = 0.0
+    ) -> None:
         self.name = "test/stats"
         self.sample_rate = sample_rate
         self.fail_after = fail_after
+        self.delay = delay  # seconds per embed() call, to catch a process mid-way
         self.calls: list[int] = []  # batch size of each embed() call
 
     def config(self) -> dict:
@@ -35,10 +39,18 @@ class StatsEncoder:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError("encoder crashed (simulated)")
         self.calls.append(len(batch))
+        time.sleep(self.delay)
         return np.array(
             [[w.mean(), w.std(), np.sqrt(np.mean(w.astype(np.float64) ** 2))] for w in batch],
             dtype=np.float32,
         )
+
+
+def kitchen20_first(n: int) -> list[Clip]:
+    """The first ``n`` clips of the real Kitchen20 labels file (in file order)."""
+    with open(KITCHEN20 / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:n]
+    return [Clip(Path(r["path"]).stem, KITCHEN20 / r["path"], {"label": r["label"]}) for r in rows]
 
 
 @pytest.fixture(scope="session")

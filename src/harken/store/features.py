@@ -2,14 +2,32 @@
 
 Layout::
 
-    <root>/<dataset>/<encoder name>-<config hash>/
-        encoder.json            the encoder's config (model id, pooling, clip policy)
-        shard-<hash>.npz        keys [n] + embeddings [n, D], one file per finished batch
+    <root>/
+        hashes.sqlite3              file content hashes, keyed by (path, size, mtime, ctime, inode)
+        <dataset>/<encoder name>-<config hash>/
+            encoder.json            the encoder's config and harken's preprocessing version
+            shard-<sha256>.npz      keys [n] + embeddings [n, D], one file per finished batch
 
-Every shard is written atomically as soon as its batch is encoded, so a killed run loses at
-most the batch in flight and the next run encodes only what is missing. A clip's key hashes its
-id, audio path, span and file size, so an edited file is re-encoded. The store is shared by
-every run and command (``harken run``, ``demo``, ``embed``) that uses the same root.
+**Keys.** A clip's key is the sha256 of the bytes of the file its encoder reads (the audio
+file; for image encoders the video file) and its span (start, end) — not its path or id: a
+file rewritten with other audio is re-encoded even when its size is unchanged, and identical
+files share one embedding. File hashes are remembered in ``hashes.sqlite3`` (WAL, busy timeout:
+several processes may share it), so an unchanged file is not read again. The folder's config
+hash covers the encoder's ``config()`` and :data:`PREPROCESSING_VERSION`, so changing
+decoding, resampling or clip policy re-encodes.
+
+**Shards.** Each shard's file name carries the sha256 of its bytes; a truncated or altered
+shard is detected on reading, renamed to ``*.corrupt`` (with a warning naming it) and its clips
+are encoded again. Files the store did not write are ignored, never deleted. Shards are written
+to uniquely named temporary files and renamed into place, so two processes filling one store
+never corrupt it (the same clips and embeddings give byte-identical shards, so at worst both
+write the same file), and ``kill -9`` loses at most the batch in flight (its temporary file is
+removed by a later run once it is an hour old).
+
+**Bad clips.** :meth:`FeatureStore.get` stops at the first clip that cannot be used (after
+keeping the finished shards); :meth:`FeatureStore.get_usable` skips unusable clips (missing,
+empty, silent, corrupt) and lists them, and :meth:`FeatureStore.fill` streams rows to a callback
+so that callers (``harken embed``) never hold every embedding at once.
 
 Encoding itself is the pure function :func:`encode_clips` over a batch of clips, so it can be
 mapped over workers or a cluster and the shards merged by simply copying them into the folder.
@@ -17,10 +35,19 @@ mapped over workers or a cluster and the shards merged by simply copying them in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
-from collections.abc import Sequence
+import re
+import sqlite3
+import sys
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +56,21 @@ from tqdm.auto import tqdm
 from harken.data.audio import load_audio
 from harken.data.manifest import Clip
 from harken.encoders.base import Encoder, config_hash
-from harken.errors import AudioError
-from harken.store.atomic import atomic_save_npz, atomic_write_text
+from harken.errors import AudioError, DataError, VideoError
+from harken.store.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
+
+log = logging.getLogger(__name__)
+
+#: Version of harken's decoding / resampling / clip policy; part of every store folder's key.
+#: Bump it when any of them changes, so stored embeddings are recomputed.
+PREPROCESSING_VERSION = 2
+
+_KEY_FORMAT = "harken-clip-key-1"
+_SHARD_NAME = re.compile(r"^shard-([0-9a-f]{64})\.npz$")
+_BAD_CLIP_ERRORS = (AudioError, DataError)  # VideoError is a DataError
+
+#: ``sink(positions, rows)``: rows ``[n, D]`` for the clips at ``positions`` of the request.
+Sink = Callable[[np.ndarray, np.ndarray], None]
 
 
 def default_cache_dir() -> Path:
@@ -38,31 +78,139 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HARKEN_CACHE_DIR", Path.home() / ".cache" / "harken"))
 
 
-def clip_key(clip: Clip) -> str:
-    """Stable key of one clip's media: id, resolved path, span and file size (and the video
-    file's path and size when the clip has one)."""
+# --- content hashes ----------------------------------------------------------------------------
 
-    def described(path: Path | None) -> str:
-        if path is None:
-            return ""
+
+def _missing(path: Path, video: bool) -> Exception:
+    error = VideoError if video else AudioError
+    if path.is_dir():
+        return error(f"{path}: is a folder, expected a media file")
+    return error(f"{path}: file not found (check the path, or the dataset's --data-dir)")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (read in blocks)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class HashCache:
+    """Content hashes of files, persisted in SQLite and reused while a file is unchanged.
+
+    A row is reused only when the file's resolved path, size, ``mtime_ns``, ``ctime_ns`` and
+    inode all still match, so any rewrite (even one keeping the size) is hashed again. SQLite in
+    WAL mode with a busy timeout lets several processes read and write the cache at once.
+
+    Args:
+        path: The database file (created on first use).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self.hashed = 0  # files read and hashed by this object (the rest came from the cache)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            db.execute("PRAGMA busy_timeout = 60000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, "
+                "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)"
+            )
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def digest(self, path: Path, video: bool = False) -> str:
+        """sha256 of ``path``'s bytes, from the cache when the file is unchanged.
+
+        Raises:
+            AudioError (VideoError for ``video``): the file is missing or unreadable.
+        """
         path = Path(path)
         try:
-            size = path.stat().st_size
+            resolved = str(path.resolve())
+            st = os.stat(resolved)
         except OSError:
-            size = -1
-        return f"{path.resolve()}|{size}"
+            raise _missing(path, video) from None
+        if not os.path.isfile(resolved):
+            raise _missing(path, video)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        db = self._connect()
+        row = db.execute(
+            "SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM files WHERE path = ?", (resolved,)
+        ).fetchone()
+        if row is not None and tuple(row[:4]) == stamp:
+            return row[4]
+        try:
+            digest = file_sha256(Path(resolved))
+        except OSError as exc:
+            error = VideoError if video else AudioError
+            raise error(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        self.hashed += 1
+        db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", (resolved, *stamp, digest)
+        )
+        return digest
 
-    a = described(clip.audio_path)
-    path, size = a.rsplit("|", 1)
-    blob = f"{clip.clip_id}|{path}|{clip.start}|{clip.end}|{size}"
-    if clip.video_path is not None:
-        blob += f"|video:{described(clip.video_path)}"
-    return hashlib.sha1(blob.encode()).hexdigest()
+
+def clip_key(clip: Clip, hashes: HashCache, modality: str = "audio") -> str:
+    """Content key of one clip: the sha256 of the file an encoder of ``modality`` reads and the
+    clip's span — independent of the clip's id and path.
+
+    Audio encoders read ``audio_path``; image encoders read ``video_path`` (else the clip's own
+    file, a video container), so the key covers exactly the bytes its embedding depends on.
+
+    Raises:
+        AudioError / VideoError: that file is missing or unreadable.
+    """
+    if modality == "image":
+        video = clip.video_path is not None
+        digest = hashes.digest(clip.video_path if video else clip.audio_path, video=True)
+        source = f"video:{digest}"
+    else:
+        source = f"audio:{hashes.digest(clip.audio_path)}"
+    blob = f"{_KEY_FORMAT}|{source}|{clip.start}|{clip.end}"
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def array_digest(array: np.ndarray) -> str:
     """Short sha256 of an array's bytes (the feature hashes of a run manifest)."""
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+def _decode(encoder: Encoder, clip: Clip) -> np.ndarray:
+    """The encoder's input for one clip: its resampled mono wave, or for image encoders the
+    middle RGB frame of its span (ClipClap §4.1: "the middle frame is passed through the image
+    encoder") from ``video_path``, else the clip's own file when that is a video container.
+
+    Raises:
+        AudioError / VideoError: naming the clip id and the file.
+    """
+    if encoder.modality == "image":
+        from harken.data.video import read_frames
+
+        path = clip.video_path or clip.audio_path
+        try:
+            return read_frames(path, 1, start=clip.start, end=clip.end)[0]
+        except VideoError as exc:
+            raise VideoError(f"clip {clip.clip_id!r}: {exc}") from exc
+    try:
+        wave, _ = load_audio(clip.audio_path, encoder.sample_rate, start=clip.start, end=clip.end)
+    except AudioError as exc:
+        raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
+    return wave
 
 
 def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
@@ -72,37 +220,99 @@ def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
         float32 ``[len(clips), encoder.dim]`` in the order of ``clips``.
 
     Raises:
-        AudioError: naming the clip id and file that could not be used.
+        AudioError / VideoError: naming the clip id and file that could not be used.
     """
-    if encoder.modality == "image":
-        return _encode_frames(encoder, clips)
-    waves = []
-    for clip in clips:
+    return np.asarray(encoder.embed([_decode(encoder, c) for c in clips]), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BadClip:
+    """A clip that could not be embedded, and why (the message names its file)."""
+
+    clip: Clip
+    reason: str
+
+    @property
+    def file(self) -> str:
+        return str(self.clip.audio_path)
+
+
+def _bad(clip: Clip, exc: Exception) -> BadClip:
+    reason = str(exc)
+    if str(clip.audio_path) not in reason and str(clip.video_path) not in reason:
+        reason = f"{clip.audio_path}: {reason}"
+    return BadClip(clip, reason)
+
+
+def encode_usable(
+    encoder: Encoder, clips: Sequence[Clip]
+) -> tuple[np.ndarray, list[int], list[BadClip]]:
+    """:func:`encode_clips` that skips unusable clips instead of raising.
+
+    Returns:
+        ``(embeddings [len(kept), D], kept indices into clips, bad clips)``. A clip whose
+        embedding is NaN/inf counts as bad.
+    """
+    inputs, kept, bad = [], [], []
+    for i, clip in enumerate(clips):
         try:
-            wave, _ = load_audio(
-                clip.audio_path, encoder.sample_rate, start=clip.start, end=clip.end
-            )
-        except AudioError as exc:
-            raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
-        waves.append(wave)
-    return np.asarray(encoder.embed(waves), dtype=np.float32)
+            inputs.append(_decode(encoder, clip))
+            kept.append(i)
+        except _BAD_CLIP_ERRORS as exc:
+            bad.append(_bad(clip, exc))
+    if not inputs:
+        return np.zeros((0, 0), np.float32), [], bad
+    emb = np.asarray(encoder.embed(inputs), dtype=np.float32)
+    finite = np.isfinite(emb).all(axis=1)
+    for j in np.flatnonzero(~finite):
+        clip = clips[kept[j]]
+        bad.append(_bad(clip, AudioError(f"{clip.audio_path}: the encoder returned NaN/inf")))
+    return emb[finite], [k for k, ok in zip(kept, finite, strict=True) if ok], bad
 
 
-def _encode_frames(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
-    """Image encoders: the middle RGB frame of each clip's span (ClipClap §4.1: "the middle
-    frame is passed through the image encoder") from its video file (``video_path``, else the
-    clip's own file when that is a video container)."""
-    from harken.data.video import read_frames
-    from harken.errors import VideoError
+# --- the store ---------------------------------------------------------------------------------
 
-    frames = []
-    for clip in clips:
-        path = clip.video_path or clip.audio_path
-        try:
-            frames.append(read_frames(path, 1, start=clip.start, end=clip.end)[0])
-        except VideoError as exc:
-            raise VideoError(f"clip {clip.clip_id!r}: {exc}") from exc
-    return np.asarray(encoder.embed(frames), dtype=np.float32)
+
+@dataclass
+class FillReport:
+    """What one :meth:`FeatureStore.fill` did (the store's own counts).
+
+    Attributes:
+        clips: Clips requested.
+        cached: Clips served from finished shards.
+        shards_reused: Finished shards that served at least one clip.
+        encoded: Distinct clips encoded now.
+        shards_written: Shards written now.
+        corrupt: Shards found corrupt and moved aside.
+        bad: Clips that could not be used (only with ``skip_bad``), in request order.
+        bad_positions: Their positions in the request.
+    """
+
+    clips: int = 0
+    cached: int = 0
+    shards_reused: int = 0
+    encoded: int = 0
+    shards_written: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    bad: list[BadClip] = field(default_factory=list)
+    bad_positions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Usable:
+    """Embeddings of the usable clips of a request (:meth:`FeatureStore.get_usable`).
+
+    Attributes:
+        embeddings: float32 ``[len(kept), D]``, in request order.
+        kept: Indices of the usable clips in the request.
+        skipped: The clips that could not be used, with the reason.
+        report: The store's counts.
+    """
+
+    embeddings: np.ndarray
+    kept: list[int]
+    skipped: list[BadClip]
+    report: FillReport
 
 
 class FeatureStore:
@@ -111,51 +321,231 @@ class FeatureStore:
     Args:
         root: Store folder (default ``<cache dir>/features``).
         shard_size: Clips encoded per shard (the unit of resumption).
-        progress: Show a progress bar while encoding.
+        progress: Show a progress bar and the reuse summary while encoding.
     """
 
     def __init__(self, root: Path | None = None, shard_size: int = 64, progress: bool = True):
         self.root = Path(root) if root is not None else default_cache_dir() / "features"
         self.shard_size = shard_size
         self.progress = progress
+        self.hashes = HashCache(self.root / "hashes.sqlite3")
 
     def folder(self, dataset: str, encoder: Encoder) -> Path:
         safe = encoder.name.replace("/", "_").replace(":", "_")
-        return self.root / dataset / f"{safe}-{config_hash(encoder.config())}"
-
-    def _load(self, folder: Path) -> dict[str, np.ndarray]:
-        table: dict[str, np.ndarray] = {}
-        for shard in sorted(folder.glob("shard-*.npz")):
-            with np.load(shard) as z:
-                for key, row in zip(z["keys"].tolist(), z["embeddings"], strict=True):
-                    table[key] = row
-        return table
+        key = {"encoder": encoder.config(), "preprocessing_version": PREPROCESSING_VERSION}
+        return self.root / dataset / f"{safe}-{config_hash(key)}"
 
     def get(self, dataset: str, encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
-        """Embeddings of ``clips`` (float32 ``[N, D]``, in order), encoding only missing ones."""
+        """Embeddings of ``clips`` (float32 ``[N, D]``, in order), encoding only missing ones.
+
+        Raises:
+            AudioError / VideoError: at the first unusable clip (finished shards are kept).
+        """
+        return self._collect(dataset, encoder, clips, skip_bad=False).embeddings
+
+    def get_usable(
+        self, dataset: str, encoder: Encoder, clips: Sequence[Clip], skip_bad: bool = True
+    ) -> Usable:
+        """Embeddings of the usable clips of ``clips``; unusable ones (missing, empty, silent,
+        corrupt, NaN embedding) are skipped and listed in :attr:`Usable.skipped`.
+
+        Args:
+            dataset: The store's dataset folder name.
+            encoder: The encoder.
+            clips: The clips.
+            skip_bad: False: raise at the first unusable clip instead (as :meth:`get`).
+        """
+        return self._collect(dataset, encoder, clips, skip_bad=skip_bad)
+
+    def _collect(self, dataset, encoder, clips, skip_bad: bool) -> Usable:
+        out: list[np.ndarray | None] = [None]
+
+        def sink(positions: np.ndarray, rows: np.ndarray) -> None:
+            if out[0] is None:
+                out[0] = np.zeros((len(clips), rows.shape[1]), np.float32)
+            out[0][positions] = rows
+
+        report = self.fill(dataset, encoder, clips, sink, skip_bad=skip_bad)
+        bad = set(report.bad_positions)
+        kept = [i for i in range(len(clips)) if i not in bad]
+        emb = out[0] if out[0] is not None else np.zeros((0, 0), np.float32)
+        if len(kept) < len(clips):
+            emb = emb[kept] if kept else np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0))
+        return Usable(emb.astype(np.float32, copy=False), kept, list(report.bad), report)
+
+    def fill(
+        self,
+        dataset: str,
+        encoder: Encoder,
+        clips: Sequence[Clip],
+        sink: Sink,
+        skip_bad: bool = False,
+    ) -> FillReport:
+        """Stream the embeddings of ``clips`` to ``sink``, encoding and storing missing ones.
+
+        Finished shards are read one at a time and missing clips are decoded ``shard_size`` at a
+        time, so memory does not grow with the number of clips (beyond their keys).
+
+        Args:
+            dataset: The store's dataset folder name.
+            encoder: The encoder.
+            clips: The clips; identical files with the same span share one embedding.
+            sink: Called with ``(positions, rows)`` for every block of clips served, in no
+                particular order; every usable position is served exactly once.
+            skip_bad: List unusable clips in :attr:`FillReport.bad` instead of raising.
+
+        Raises:
+            AudioError / VideoError: an unusable clip when not ``skip_bad``.
+        """
+        report = FillReport(clips=len(clips))
+        folder = self._prepare(dataset, encoder)
+        wanted = self._keys(clips, encoder.modality, report, skip_bad)
+        self._serve_cached(folder, wanted, sink, report)
+        todo = list(wanted)  # insertion order: first request position of each key
+        summary = (
+            f"encode {dataset} with {encoder.name}: {report.cached} clips from "
+            f"{report.shards_reused} finished shards, encoding {len(todo)}"
+        )
+        log.info(summary)
+        if todo and self.progress:
+            tqdm.write(summary, file=sys.stderr)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"encode {dataset} with {encoder.name}",
+            unit="clip",
+            disable=not self.progress or not todo,
+        )
+        try:
+            for lo in range(0, len(todo), self.shard_size):
+                batch = todo[lo : lo + self.shard_size]
+                self._encode_batch(folder, encoder, clips, batch, wanted, sink, report, skip_bad)
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        order = np.argsort(report.bad_positions, kind="stable").tolist()
+        report.bad = [report.bad[i] for i in order]
+        report.bad_positions = [report.bad_positions[i] for i in order]
+        return report
+
+    # --- steps of fill ---------------------------------------------------------------------
+
+    def _prepare(self, dataset: str, encoder: Encoder) -> Path:
         folder = self.folder(dataset, encoder)
         folder.mkdir(parents=True, exist_ok=True)
+        for tmp in folder.glob(".shard-*.npz.*.tmp"):  # left by a killed writer
+            match = _SHARD_NAME.match(tmp.name[1:].split(".npz.")[0] + ".npz")
+            if match is not None:
+                remove_stale_temps(folder / f"shard-{match.group(1)}.npz")
         meta = folder / "encoder.json"
         if not meta.exists():
-            atomic_write_text(meta, json.dumps(encoder.config(), indent=2, default=str) + "\n")
-        keys = [clip_key(c) for c in clips]
-        table = self._load(folder)
-        todo = [i for i, k in enumerate(keys) if k not in table]
-        if todo:
-            bar = tqdm(
-                total=len(todo),
-                desc=f"encode {dataset} with {encoder.name}",
-                unit="clip",
-                disable=not self.progress,
-            )
-            for lo in range(0, len(todo), self.shard_size):
-                idx = todo[lo : lo + self.shard_size]
-                emb = encode_clips(encoder, [clips[i] for i in idx])
-                shard_keys = np.asarray([keys[i] for i in idx])
-                name = hashlib.sha1("".join(shard_keys.tolist()).encode()).hexdigest()[:16]
-                atomic_save_npz(folder / f"shard-{name}.npz", keys=shard_keys, embeddings=emb)
-                for k, row in zip(shard_keys.tolist(), emb, strict=True):
-                    table[k] = row
-                bar.update(len(idx))
-            bar.close()
-        return np.stack([table[k] for k in keys]).astype(np.float32)
+            record = {"encoder": encoder.config(), "preprocessing_version": PREPROCESSING_VERSION}
+            atomic_write_text(meta, json.dumps(record, indent=2, default=str) + "\n")
+        return folder
+
+    def _keys(self, clips, modality: str, report: FillReport, skip_bad: bool) -> dict:
+        """Content key → positions in ``clips`` (unhashable clips go to ``report.bad``)."""
+        wanted: dict[str, list[int]] = {}
+        for i, clip in enumerate(clips):
+            try:
+                key = clip_key(clip, self.hashes, modality)
+            except _BAD_CLIP_ERRORS as exc:
+                if not skip_bad:
+                    raise type(exc)(f"clip {clip.clip_id!r}: {exc}") from exc
+                report.bad.append(_bad(clip, exc))
+                report.bad_positions.append(i)
+                continue
+            wanted.setdefault(key, []).append(i)
+        return wanted
+
+    def _serve_cached(self, folder: Path, wanted: dict, sink: Sink, report: FillReport) -> None:
+        """Serve (and drop from ``wanted``) every key found in a valid finished shard."""
+        for shard in sorted(folder.iterdir()):
+            if not wanted:
+                break
+            match = _SHARD_NAME.match(shard.name)
+            if match is None or not shard.is_file():
+                continue  # temporary, corrupt-marked or foreign files: never ours to touch
+            loaded = _read_shard(shard, match.group(1))
+            if loaded is None:
+                _move_aside(shard)
+                report.corrupt.append(str(shard))
+                continue
+            keys, emb = loaded
+            served = False
+            for row, key in enumerate(keys):
+                positions = wanted.pop(key, None)
+                if positions is not None:
+                    sink(np.asarray(positions), np.repeat(emb[row : row + 1], len(positions), 0))
+                    report.cached += len(positions)
+                    served = True
+            report.shards_reused += served
+
+    def _encode_batch(self, folder, encoder, clips, batch, wanted, sink, report, skip_bad) -> None:
+        first = [clips[wanted[key][0]] for key in batch]
+        if skip_bad:
+            emb, kept, bad = encode_usable(encoder, first)
+            for b in bad:  # every request position of a bad key is bad
+                key = batch[first.index(b.clip)]
+                report.bad += [BadClip(clips[p], b.reason) for p in wanted[key]]
+                report.bad_positions += wanted[key]
+        else:
+            emb, kept = encode_clips(encoder, first), list(range(len(batch)))
+        if not kept:
+            return
+        keys = [batch[k] for k in kept]
+        _write_shard(folder, keys, emb)
+        report.shards_written += 1
+        report.encoded += len(keys)
+        for key, row in zip(keys, emb, strict=True):
+            positions = wanted[key]
+            sink(np.asarray(positions), np.repeat(row[None], len(positions), 0))
+
+
+def _write_shard(folder: Path, keys: list[str], embeddings: np.ndarray) -> Path:
+    """Write one shard named by the sha256 of its bytes (atomically)."""
+    data = _npz_bytes(keys=np.asarray(keys, dtype="<U64"), embeddings=embeddings)
+    path = folder / f"shard-{hashlib.sha256(data).hexdigest()}.npz"
+    atomic_write_bytes(path, data)
+    return path
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    """An ``.npz`` archive (as ``np.savez`` writes) with fixed timestamps: the same arrays give
+    the same bytes, hence the same shard name, whoever writes them and when."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy"), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _read_shard(path: Path, checksum: str) -> tuple[list[str], np.ndarray] | None:
+    """A shard's keys and embeddings, or None (with a warning) when it is corrupt."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problem = f"unreadable ({exc.strerror or exc})"
+    else:
+        problem = "truncated or altered (its sha256 does not match its name)"
+        if hashlib.sha256(data).hexdigest() == checksum:
+            try:
+                with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                    keys, emb = z["keys"].tolist(), np.asarray(z["embeddings"], np.float32)
+                if emb.ndim == 2 and len(keys) == len(emb):
+                    return keys, emb
+                problem = f"inconsistent ({len(keys)} keys, embeddings {emb.shape})"
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                problem = f"unreadable ({exc})"
+    warnings.warn(
+        f"feature store shard {path} is {problem}; moved aside to {path.name}.corrupt, its "
+        "clips are encoded again",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return None
+
+
+def _move_aside(shard: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # another process moved it aside first
+        os.replace(shard, shard.with_name(shard.name + ".corrupt"))

@@ -57,6 +57,8 @@ from harken.errors import ConfigError, DataError
 
 FORMAT = "harken-embedding-index"
 FORMAT_VERSION = 1
+#: The files of an index folder (nothing else is ever deleted when an index is replaced).
+INDEX_FILES = frozenset({"index.json", "embeddings.npy", "files.json", "faiss.index"})
 BACKENDS = ("auto", "exact", "faiss")
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -416,15 +418,11 @@ class EmbeddingIndex:
         leaves the old index or, at worst, none — never a mixture of old and new files.
 
         Raises:
-            DataError: ``folder`` exists and is not a harken index (it is never overwritten).
+            DataError: ``folder`` exists and is not a harken index, or holds files an index does
+                not (it is never overwritten).
         """
         folder = Path(folder)
-        if folder.exists() and not (
-            folder.is_dir() and ((folder / "index.json").is_file() or not any(folder.iterdir()))
-        ):
-            raise DataError(
-                f"{folder} exists and is not a harken index; choose another folder or remove it"
-            )
+        self.check_target(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
         try:
@@ -446,6 +444,30 @@ class EmbeddingIndex:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return folder
+
+    @staticmethod
+    def check_target(folder: str | os.PathLike) -> None:
+        """Refuse to replace ``folder`` unless it is missing, empty, or an index harken wrote.
+
+        An index harken wrote holds an ``index.json`` whose ``format`` is harken's and no files
+        other than the index's own (``index.json``, ``embeddings.npy``, ``files.json``,
+        ``faiss.index``); anything else is never deleted.
+
+        Raises:
+            DataError: naming the folder and what in it is not harken's.
+        """
+        folder = Path(folder)
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return
+        hint = "choose another folder or remove it yourself"
+        if not folder.is_dir() or not _has_harken_header(folder / "index.json"):
+            raise DataError(f"{folder} exists and is not a harken index; {hint}")
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in INDEX_FILES)
+        if foreign:
+            raise DataError(
+                f"{folder} holds files a harken index does not ({', '.join(foreign[:5])}); "
+                f"it is not replaced: {hint}"
+            )
 
     @classmethod
     def load(
@@ -490,6 +512,15 @@ class EmbeddingIndex:
 
 
 # --- loading helpers ---------------------------------------------------------------------------
+
+
+def _has_harken_header(path: Path) -> bool:
+    """Whether ``path`` is an ``index.json`` harken wrote (its format key is harken's)."""
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(header, dict) and header.get("format") == FORMAT
 
 
 def _read_header(folder: Path) -> dict:
