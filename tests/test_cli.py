@@ -474,3 +474,26 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     assert main(argv) == 2
     assert "not a harken run folder" in capsys.readouterr().err
     assert (out / "kfold" / "my-notes.txt").read_text() == "keep me"
+
+
+def test_each_protocol_prints_its_own_table():
+    from harken.reports.results import results_markdown, results_table
+
+    ms = {"mean": 0.5, "std": 0.1}
+    gzsl = {
+        "dataset": "d",
+        "target": "label",
+        "protocol": {"name": "gzsl", "splits": ["s0"], "seeds": [0]},
+        "chance": {"S": 0.1, "U": 0.1, "HM": 0.1, "ZSL": 0.25},
+        "methods": {"sje": {"S": ms, "U": ms, "HM": ms, "ZSL": ms, "calibration": {"value": 0.2}}},
+    }
+    table = results_table(gzsl).splitlines()
+    assert table[0].split() == ["method", "S", "U", "HM", "ZSL", "γ"]
+    assert table[2].split()[:2] == ["sje", "0.500±0.100"]
+    assert "| sje | 0.500 ± 0.100 |" in results_markdown(gzsl)
+    kfold = {
+        "chance": {"UA": 0.25, "WA": 0.25, "UP": 0.25},
+        "protocol": {"name": "kfold"},
+        "methods": {"linear": {"UA": ms, "WA": ms, "UP": ms}},
+    }
+    assert results_table(kfold).splitlines()[0].split() == ["method", "UA", "WA", "UP"]

@@ -3,7 +3,8 @@
 :class:`ExperimentConfig` is what a ``harken run CONFIG.toml`` file holds (sections ``[data]``,
 ``[knowledge]``, ``[encoders]``, ``[protocol]``, ``[methods]``); :func:`run_experiment` executes it
 and writes ``results.json``, ``results.md``, ``manifest.json``, ``splits/fold<k>.json``,
-``predictions.csv`` and ``descriptions.csv`` into the run folder.
+``predictions.csv``, ``descriptions.csv`` and one ``units/*.json`` per finished (method, fold,
+seed) into the run folder (``mode``: ``new``, ``overwrite`` or ``resume``).
 
 Model selection only ever sees a fold's train and dev classes: test clips are scored once, after
 every choice is made.

@@ -1,8 +1,13 @@
 """Run folders and their manifests.
 
-Every run writes, next to its results, a ``manifest.json`` holding the resolved config, package
-versions, the git commit of the code, data and feature hashes, prompts, model ids and how long
-each stage took — enough to reproduce or audit the numbers.
+Every run writes, next to its results, a ``manifest.json`` holding the resolved config, harken's
+version, package versions, the git commit of the code (only when harken runs from its own
+checkout; otherwise ``null`` and ``"source": "installed package"``), data and feature hashes,
+prompts, model ids and how long each stage took — enough to reproduce or audit the numbers.
+
+A run folder holds exactly one run: it is marked (``.harken-run``, with the run's config) and
+opened as ``new``, ``overwrite`` or ``resume`` (:class:`RunFolder`); finished units of work
+(method × fold × seed) are stored under ``units/`` so that a resumed run skips them.
 """
 
 from __future__ import annotations
