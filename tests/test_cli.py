@@ -6,6 +6,7 @@ import csv
 import errno
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -496,3 +497,150 @@ def test_warnings_print_as_one_harken_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == "harken: warning: clips.csv: 1 class(es) of column 'label' have a single clip\n"
     assert warnings.showwarning is shown_before
+
+
+# --- run folders: --overwrite / --resume; per-fold chosen settings ------------------------------
+
+
+def _small_config(small_csv: Path, path: Path, folds: int = 2, seeds: str = "[0, 1]") -> Path:
+    path.write_text(f"""
+[data]
+dataset = "{small_csv}"
+[protocol]
+folds = {folds}
+n_test = 3
+n_dev = 2
+[methods]
+names = ["linear", "bridge", "conse"]
+seeds = {seeds}
+[methods.linear]
+features = ["yamnet"]
+epochs = 3
+""")
+    return path
+
+
+def test_run_folder_is_resumed_or_overwritten_never_mixed(small_csv, tmp_path, capsys):
+    config = _small_config(small_csv, tmp_path / "exp.toml")
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    first = json.loads((out / "results.json").read_text())
+    capsys.readouterr()
+
+    # the same folder again, without a flag: refused, nothing touched
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--resume" in err and "another folder" in err
+
+    # an interrupted run: one (method, fold, seed) unit and the final files missing
+    units = sorted((out / "units").glob("*.json"))
+    assert len(units) == 2 * 2 + 2 + 2  # linear: folds × seeds; bridge, conse: folds
+    lost = next(u for u in units if u.name.startswith("linear-1-1-"))
+    kept = {u: u.stat().st_mtime_ns for u in units if u != lost}
+    for f in (lost, out / "results.json", out / "manifest.json"):
+        f.unlink()
+    assert main(["run", str(config), "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "results.json").read_text()) == first  # same numbers
+    assert lost.is_file()
+    assert all(u.stat().st_mtime_ns == t for u, t in kept.items())  # finished units reused
+    capsys.readouterr()
+
+    # resuming with another config is refused and names what differs
+    other = _small_config(small_csv, tmp_path / "other.toml", seeds="[0]")
+    assert main(["run", str(other), "--out", str(out), "--resume"]) == 2
+    assert "['seeds']" in capsys.readouterr().err
+
+    # overwrite with fewer folds: no fold file, unit or row of the old run remains
+    fewer = _small_config(small_csv, tmp_path / "fewer.toml", folds=1, seeds="[0]")
+    assert main(["run", str(fewer), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "splits").iterdir()) == ["fold0.json"]
+    assert len(list((out / "units").glob("*.json"))) == 3
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["folds"] == 1
+    assert all(len(r["folds"]) == 1 for r in results["methods"].values())
+
+
+def test_every_fold_records_its_chosen_settings_and_selection(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    logs = {(s["fold"], s["seed"]): s for s in manifest["selection"]["linear"]}
+    for row in results["methods"]["linear"]["folds"]:
+        assert row["selection"]["criterion"] == "UA on the fold's dev classes"
+        assert row["selection"]["score"] == logs[row["fold"], row["seed"]]["dev_score"]
+        assert row["config"]["features"] == ["yamnet"]
+    bridge = results["methods"]["bridge"]
+    for row in bridge["folds"]:
+        assert row["selection"]["criterion"].startswith("UA on train+dev classes")
+        assert 0.0 <= row["selection"]["score"] <= 1.0
+        assert {"top_t", "sim_threshold", "sim_power"} <= set(row["config"])
+    assert bridge["selection_criterion"] == sorted(
+        {r["selection"]["criterion"] for r in bridge["folds"]}
+    )
+    conse = results["methods"]["conse"]["folds"]
+    assert all(
+        r["selection"] == {"criterion": "none (fixed settings)", "score": None} for r in conse
+    )
+    # the manifest holds every fold's choice, not the last fold's
+    chosen = manifest["methods"]["bridge"]["chosen"]
+    assert [(c["fold"], c["seed"]) for c in chosen] == [(0, 0), (1, 0)]
+    assert [c["config"] for c in chosen] == [r["config"] for r in bridge["folds"]]
+    assert manifest["splits"]["folds"] == [0, 1]
+    assert manifest["source"] in ("git checkout", "installed package")
+
+
+def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, capsys):
+    """`make demo` twice: the demo replaces its own earlier run folders (default overwrite)."""
+    from harken import api
+    from harken.experiment import ExperimentConfig
+
+    def small_demo(data_dir=None, **overrides):
+        common = {"dataset": str(small_csv), "seeds": [0], **overrides}
+        return {
+            "kfold": ExperimentConfig(
+                protocol="kfold", folds=2, n_test=3, n_dev=2, methods=["conse"], **common
+            ),
+            "all-classes": ExperimentConfig(protocol="all-classes", methods=["conse"], **common),
+        }
+
+    monkeypatch.setattr(api, "demo_configs", small_demo)
+    out = tmp_path / "demo"
+    argv = ["demo", "--task", "zsl", "--out", str(out)]
+    assert main(argv) == 0
+    first = json.loads((out / "kfold" / "results.json").read_text())
+    assert main(argv) == 0
+    assert json.loads((out / "kfold" / "results.json").read_text()) == first
+    assert main([*argv, "--resume"]) == 0
+    assert "run folder:" in capsys.readouterr().out
+    # a folder harken did not write is never cleared, not even by the demo
+    for f in (out / "kfold").iterdir():
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
+    (out / "kfold" / "my-notes.txt").write_text("keep me")
+    assert main(argv) == 2
+    assert "not a harken run folder" in capsys.readouterr().err
+    assert (out / "kfold" / "my-notes.txt").read_text() == "keep me"
+
+
+def test_each_protocol_prints_its_own_table():
+    from harken.reports.results import results_markdown, results_table
+
+    ms = {"mean": 0.5, "std": 0.1}
+    gzsl = {
+        "dataset": "d",
+        "target": "label",
+        "protocol": {"name": "gzsl", "splits": ["s0"], "seeds": [0]},
+        "chance": {"S": 0.1, "U": 0.1, "HM": 0.1, "ZSL": 0.25},
+        "methods": {"sje": {"S": ms, "U": ms, "HM": ms, "ZSL": ms, "calibration": {"value": 0.2}}},
+    }
+    table = results_table(gzsl).splitlines()
+    assert table[0].split() == ["method", "S", "U", "HM", "ZSL", "γ"]
+    assert table[2].split()[:2] == ["sje", "0.500±0.100"]
+    assert "| sje | 0.500 ± 0.100 |" in results_markdown(gzsl)
+    kfold = {
+        "chance": {"UA": 0.25, "WA": 0.25, "UP": 0.25},
+        "protocol": {"name": "kfold"},
+        "methods": {"linear": {"UA": ms, "WA": ms, "UP": ms}},
+    }
+    assert results_table(kfold).splitlines()[0].split() == ["method", "UA", "WA", "UP"]

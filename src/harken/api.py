@@ -37,11 +37,17 @@ from harken.store.runs import RunFolder
 MAX_PREDICT_SECONDS = 3600.0
 
 
-def run(config: str | Path | ExperimentConfig, out: str | Path, **overrides) -> dict:
-    """Run one experiment from a TOML file (or config object) into the folder ``out``."""
+def run(
+    config: str | Path | ExperimentConfig, out: str | Path, mode: str = "new", **overrides
+) -> dict:
+    """Run one experiment from a TOML file (or config object) into the folder ``out``.
+
+    ``mode``: ``new`` (``out`` must be empty), ``overwrite`` (clear an earlier harken run
+    there) or ``resume`` (continue it; the config must be the recorded one).
+    """
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_toml(Path(config), **overrides)
-    return run_experiment(config, Path(out))
+    return run_experiment(config, Path(out), mode=mode)
 
 
 #: The demo's tasks: ``zsl`` (class-disjoint k-fold and all-classes) and ``gzsl``.
@@ -119,15 +125,24 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
 
 
 def demo(
-    data_dir: str | None = None, out: str | Path = "runs/demo", task: str = "all", **overrides
+    data_dir: str | None = None,
+    out: str | Path = "runs/demo",
+    task: str = "all",
+    mode: str = "overwrite",
+    **overrides,
 ) -> dict:
     """Run the demo experiments of ``task`` (``zsl``, ``gzsl`` or ``all``) into
-    ``out/<experiment>`` (``kfold``, ``all-classes``, ``gzsl``)."""
+    ``out/<experiment>`` (``kfold``, ``all-classes``, ``gzsl``).
+
+    ``mode`` defaults to ``overwrite``: the demo's folders are harken's own output, so a second
+    demo replaces them (features and descriptions stay cached: it only re-scores); a folder
+    harken did not write is still refused. ``resume`` continues interrupted demo runs.
+    """
     if task != "all" and task not in DEMO_TASKS:
         raise ConfigError(f"demo task must be one of {[*DEMO_TASKS, 'all']}, not {task!r}")
     names = [n for t, ns in DEMO_TASKS.items() if task in ("all", t) for n in ns]
     configs = demo_configs(data_dir, **overrides)
-    return {name: run_experiment(configs[name], Path(out) / name) for name in names}
+    return {name: run_experiment(configs[name], Path(out) / name, mode) for name in names}
 
 
 def _clips(files: Sequence[str | Path]) -> list[Clip]:
@@ -280,17 +295,27 @@ def _check_size(path: Path) -> None:
         )
 
 
-def _model_settings(model_dir: str | Path | None) -> dict:
-    """Scorer settings: defaults, or the best training-free method of a run folder.
+#: The bridge joint space's settings a run's ``conse``/``bridge``/``zeroshot`` method records.
+SPACE_KEYS = ("top_t", "sim_threshold", "sim_power")
 
-    A run's ``conse``/``bridge``/``zeroshot`` settings become the bridge joint space's
-    ``(T, δ, γ)`` (ConSE is the bridge with ``δ = −1, γ = 1``), with the run's tagger, text
-    encoder and knowledge generator.
+
+def _model_settings(model_dir: str | Path | None) -> dict:
+    """Scorer settings: defaults, or the training-free method a run folder chose on dev data.
+
+    The method: among the run's training-free label-bridge methods (``conse``, ``bridge``,
+    ``zeroshot``), the one with the best mean *selection* score over folds × seeds — the
+    dev/validation figure each fit recorded (bridge: UA on the fold's train+dev classes; GZSL:
+    validation HM); test figures never choose. Methods that record no selection score (fixed
+    settings, e.g. ``conse``) are taken only when no method has one (then the first listed).
+    Its settings: the choice made most often across folds × seeds (ties: the one with the best
+    selection score). They become the bridge joint space's ``(T, δ, γ)`` (ConSE is the bridge
+    with ``δ = −1, γ = 1``), with the run's tagger, text encoder and knowledge generator.
     """
     settings = {
         "space_options": {},
         "generator": "template:harken",
         "generator_options": {},
+        "fallback_generator": "template:harken",
         "text_encoder": "minilm",
         "tagger": "yamnet",
         "method": "bridge",
@@ -298,14 +323,10 @@ def _model_settings(model_dir: str | Path | None) -> dict:
     if model_dir is None:
         return settings
     folder = Path(model_dir)
-    try:
-        results = json.loads((folder / "results.json").read_text())
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{folder}: not a harken run folder ({exc.filename} missing)") from exc
+    results, manifest = _read_run(folder)
     config = manifest["config"]
     free = {
-        n: r
+        n: _rows(folder, r)
         for n, r in results["methods"].items()
         if not get_method(n).trainable and "top_t" in r.get("config", {})
     }
@@ -314,24 +335,75 @@ def _model_settings(model_dir: str | Path | None) -> dict:
             f"{folder}: the run has no training-free label-bridge method (conse, bridge) to "
             "predict with; use --backend instead"
         )
-    best = max(free, key=lambda n: free[n]["UA"]["mean"])
-    options = {
-        k: v
-        for k, v in free[best]["config"].items()
-        if k in ("top_t", "sim_threshold", "sim_power")
-    }
-    generator = config["generator"]
-    if not isinstance(generator, str):  # several knowledge sources: the one the method chose
-        generator = free[best]["config"].get("knowledge") or generator[0]
+    best, chosen_on = _choose_method(free)
+    chosen = _most_common_choice(free[best])
+    generators = (
+        [config["generator"]] if isinstance(config["generator"], str) else list(config["generator"])
+    )
+    generator = chosen.get("knowledge") or generators[0]
     settings.update(
         method=best,
-        space_options=options,
+        method_chosen_on=chosen_on,
+        space_options={k: chosen[k] for k in SPACE_KEYS if k in chosen},
+        settings_chosen_on="the most common choice across folds × seeds",
         generator=generator,
         generator_options=config["generator_options"],
+        fallback_generator=next(
+            (g for g in generators if str(g).startswith("template")), "template:harken"
+        ),
         text_encoder=config["text_encoder"],
         tagger=config["tagger"],
     )
     return settings
+
+
+def _read_run(folder: Path) -> tuple[dict, dict]:
+    try:
+        results = json.loads((folder / "results.json").read_text())
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{folder}: not a harken run folder ({exc.filename} missing)") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{folder}: damaged results.json or manifest.json ({exc})") from exc
+    return results, manifest
+
+
+def _rows(folder: Path, summary: dict) -> list[dict]:
+    """A method's per-fold (k-fold) or per-split (GZSL) rows, each with its chosen config."""
+    rows = summary.get("folds") or summary.get("runs") or []
+    if not rows or any("config" not in r or "selection" not in r for r in rows):
+        raise ConfigError(
+            f"{folder}: written by an older harken that did not record each fold's chosen "
+            "settings; rerun it (harken run CONFIG --out FOLDER --overwrite)"
+        )
+    return rows
+
+
+def _choose_method(free: dict[str, list[dict]]) -> tuple[str, str]:
+    """The method with the best mean selection (dev/validation) score, and what it was."""
+    scored = {
+        n: float(np.mean(v))
+        for n, rows in free.items()
+        if (v := [r["selection"]["score"] for r in rows if r["selection"]["score"] is not None])
+    }
+    if not scored:
+        first = next(iter(free))
+        return first, "no method recorded a dev/validation score: the run's first method"
+    best = max(scored, key=lambda n: scored[n])  # first listed on ties
+    criteria = sorted({r["selection"]["criterion"] for r in free[best]})
+    return best, f"mean {'; '.join(criteria)} = {scored[best]:.4f}"
+
+
+def _most_common_choice(rows: list[dict]) -> dict:
+    """The per-fold config chosen most often (ties: the one with the best selection score)."""
+    counts: dict[str, list] = {}
+    for r in rows:
+        key = json.dumps(r["config"], sort_keys=True)
+        score = r["selection"]["score"]
+        entry = counts.setdefault(key, [0, float("-inf"), r["config"]])
+        entry[0] += 1
+        entry[1] = max(entry[1], float("-inf") if score is None else score)
+    return max(counts.values(), key=lambda e: (e[0], e[1]))[2]
 
 
 def _check_labels(labels: Sequence[str]) -> list[str]:
@@ -373,6 +445,26 @@ def _generator(templates: str | Sequence[str] | None, settings: dict):
     if templates is not None:
         return CachedGenerator(TemplateGenerator(templates))
     return CachedGenerator(get_generator(settings["generator"], **settings["generator_options"]))
+
+
+def _label_texts(
+    templates: str | Sequence[str] | None, settings: dict, labels: list[str]
+) -> tuple[dict[str, list[str]], dict | None]:
+    """The labels' texts from the run's knowledge generator; when it cannot describe them
+    (e.g. ``descriptions:kitchen20`` knows only Kitchen20's classes), from the run's templates.
+    Returns the texts and, after a fallback, ``{"from", "to", "reason"}``."""
+    try:
+        return class_texts(_generator(templates, settings), labels), None
+    except DataError as exc:
+        if templates is not None or settings["generator"] == settings["fallback_generator"]:
+            raise
+        fallback = {
+            "from": settings["generator"],
+            "to": settings["fallback_generator"],
+            "reason": str(exc),
+        }
+    generator = CachedGenerator(get_generator(fallback["to"]))
+    return class_texts(generator, labels), fallback
 
 
 _SPACES: dict[tuple, JointSpace] = {}
@@ -428,7 +520,8 @@ def predict(
     Args:
         files: Audio/video files.
         labels: Candidate action names (plain language).
-        model: A run folder: use its best training-free method and knowledge settings.
+        model: A run folder: use the training-free method and settings it chose on dev data
+            (see :func:`_model_settings`) and its knowledge settings.
         top_k: Keep the best ``k`` labels per file.
         backend: Joint space: ``bridge`` (offline default: YAMNet's AudioSet labels bridged to
             the label texts), ``clap[:<hub id or folder>]``, ``msclap[:<2023|weights.pth>]``.
@@ -444,7 +537,10 @@ def predict(
         ``[{"file": f, "ranking": [{"label", "score", ...}, ...]}, ...]`` in input order, for
         the usable files; the others are in ``.skipped``. For CLAP backends ``score`` is the
         softmax (or sigmoid) probability and ``logit`` the scaled cosine; for ``bridge``
-        ``score`` is the bridge compatibility (not a probability).
+        ``score`` is the bridge compatibility (not a probability). When ``model``'s knowledge
+        generator cannot describe the labels (written descriptions of other classes), the
+        run's templates describe them and every item says so under ``"knowledge_fallback"``:
+        ``{"from", "to", "reason"}``.
 
     Raises:
         DataError: no file could be used (with ``strict``: the first that cannot).
@@ -455,7 +551,7 @@ def predict(
     clips, oversized = _sized(_clips(files), strict)  # refuse long inputs before decoding
     method, settings = zero_shot_classifier(backend, model, multi_label)
     space = method.space
-    texts = class_texts(_generator(templates, settings), labels)
+    texts, fallback = _label_texts(templates, settings, labels)
     classes = Classes(labels, class_embeddings(texts, space.text_encoder, labels))
     store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
     got = _usable(store, space.audio_encoder, clips, strict) if clips else None
@@ -474,7 +570,10 @@ def predict(
             if probs is not None:
                 item["logit"] = float(logits[i, c])
             ranking.append(item)
-        out.append({"file": clip.clip_id, "ranking": ranking})
+        item = {"file": clip.clip_id, "ranking": ranking}
+        if fallback is not None:
+            item["knowledge_fallback"] = fallback
+        out.append(item)
     return Predictions(out, _in_input_order(oversized + got.skipped, files))
 
 
@@ -623,6 +722,7 @@ def bench_zeroshot(
     data_dir: str | None = None,
     store_dir: str | None = None,
     generator: str = "template:harken",
+    mode: str = "new",
 ) -> dict:
     """Training-free zero-shot accuracy of one backend on several datasets (MS-CLAP Table 2
     style): every class of each dataset is a candidate; one run folder per dataset under
@@ -635,11 +735,21 @@ def bench_zeroshot(
         data_dir: Dataset folder for registered names (default ``$HARKEN_DATA_DIR``).
         store_dir: Feature-store folder.
         generator: Class-knowledge generator (default: the ``harken`` prompt ensemble).
+        mode: ``new`` (``out`` must be empty), ``overwrite`` (clear an earlier benchmark
+            there) or ``resume`` (continue it: finished datasets are reused).
     """
     if not datasets:
         raise ConfigError("give at least one dataset (--datasets kitchen20 my_clips.csv)")
     data_dir = data_dir or os.environ.get("HARKEN_DATA_DIR")
     out = Path(out)
+    bench_config = {
+        "datasets": list(datasets),
+        "backend": backend,
+        "generator": generator,
+        "data_dir": data_dir,
+    }
+    folder = RunFolder(out, mode)
+    folder.begin(bench_config)
     method = f"zeroshot:{backend}"
     rows = []
     for i, name in enumerate(datasets):
@@ -653,7 +763,7 @@ def bench_zeroshot(
             seeds=[0],
             store_dir=store_dir,
         )
-        results = run_experiment(config, out / slug)
+        results = run_experiment(config, out / slug, "resume" if mode == "resume" else "new")
         r = results["methods"][method]
         rows.append(
             {
@@ -667,17 +777,9 @@ def bench_zeroshot(
             }
         )
     table = {"backend": backend, "generator": generator, "datasets": rows}
-    folder = RunFolder(out)
     folder.write_json("bench.json", table)
     folder.write_text("bench.md", bench_markdown(table))
-    folder.write_manifest(
-        config={
-            "datasets": list(datasets),
-            "backend": backend,
-            "generator": generator,
-            "data_dir": data_dir,
-        }
-    )
+    folder.write_manifest(config=bench_config)
     return table
 
 

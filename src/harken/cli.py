@@ -30,11 +30,12 @@ def _cmd_run(args) -> None:
     results = api.run(
         args.config,
         args.out,
+        mode=_mode(args, "new"),
         store_dir=args.store_dir,
         data_dir=args.data_dir,
         strict=args.strict or None,  # None: the config's own setting
     )
-    print(results_table(results))
+    print(results_table(results))  # the protocol's own table (k-fold or GZSL)
     print(f"\nrun folder: {args.out}")
     manifest = Path(args.out) / "manifest.json"
     skipped = json.loads(manifest.read_text()).get("skipped_clips", [])
@@ -47,7 +48,9 @@ def _cmd_demo(args) -> None:
 
     data_dir = args.data_dir or os.environ.get("HARKEN_DATA_DIR")
     overrides = {"store_dir": args.store_dir} if args.store_dir else {}
-    all_results = api.demo(data_dir, args.out, task=args.task, **overrides)
+    all_results = api.demo(
+        data_dir, args.out, task=args.task, mode=_mode(args, "overwrite"), **overrides
+    )
     for name, results in all_results.items():
         if name == "gzsl":
             from harken.experiment_gzsl import gzsl_table
@@ -82,6 +85,7 @@ def _cmd_gzsl_features(args) -> None:
         seeds=[int(x) for x in args.seeds.split(",")],
         calibration=args.calibration,
         split_dir=args.split_dir,
+        mode=_mode(args, "new"),
     )
     print(f"== {results['dataset']} {results['target']}: S / U / HM / ZSL ==")
     print(gzsl_table(results))
@@ -103,6 +107,13 @@ def _cmd_predict(args) -> None:
         multi_label=args.multi_label,
         strict=args.strict,
     )
+    fallback = next((r["knowledge_fallback"] for r in ranking if "knowledge_fallback" in r), None)
+    if fallback is not None:
+        print(
+            f"harken: warning: the run's knowledge generator {fallback['from']!r} cannot describe "
+            f"these labels ({fallback['reason']}); using {fallback['to']!r} instead",
+            file=sys.stderr,
+        )
     if args.json:
         json.dump(ranking, sys.stdout, indent=2)
         print()
@@ -244,9 +255,36 @@ def _cmd_bench(args) -> None:
         data_dir=args.data_dir,
         store_dir=args.store_dir,
         generator=args.generator,
+        mode=_mode(args, "new"),
     )
     print(api.bench_markdown(table))
     print(f"table: {Path(args.out) / 'bench.json'}, {Path(args.out) / 'bench.md'}")
+
+
+def _mode(args, default: str) -> str:
+    """The run-folder mode of ``--overwrite`` / ``--resume`` (else ``default``)."""
+    if args.overwrite:
+        return "overwrite"
+    if args.resume:
+        return "resume"
+    return default
+
+
+def _add_mode_flags(p: argparse.ArgumentParser, default_overwrite: bool = False) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier harken run in the output folder (it is cleared first; a "
+        "folder harken did not write is refused)"
+        + (" (the default for demo)" if default_overwrite else ""),
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in the output folder: finished (method, fold, seed) "
+        "units are reused; refused if the config differs from the recorded one",
+    )
 
 
 BACKEND_HELP = (
@@ -285,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
         "skipping it and listing it at the end",
     )
+    _add_mode_flags(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -305,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    _add_mode_flags(p, default_overwrite=True)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -323,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration grid lo:hi:steps (default: per method)")
     p.add_argument("--split-dir", help="split files to use instead of the release's")
     p.add_argument("--out", required=True, help="run folder to write")
+    _add_mode_flags(p)
     p.set_defaults(func=_cmd_gzsl_features)
 
     p = sub.add_parser(
@@ -334,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+", help="audio/video files or folders")
     p.add_argument("--labels", help="comma-separated candidate actions")
     p.add_argument("--labels-file", help="file with one candidate action per line")
-    p.add_argument("--model", help="run folder whose best training-free method to use")
+    p.add_argument(
+        "--model",
+        help="run folder: use the training-free method and settings it chose on dev data",
+    )
     p.add_argument("--top-k", type=int, help="show the best K labels per file")
     p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
     p.add_argument(
@@ -416,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench-zeroshot", help="output folder")
     p.add_argument("--data-dir", help="dataset folder (default: $HARKEN_DATA_DIR)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    _add_mode_flags(p)
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(

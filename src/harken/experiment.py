@@ -3,7 +3,8 @@
 :class:`ExperimentConfig` is what a ``harken run CONFIG.toml`` file holds (sections ``[data]``,
 ``[knowledge]``, ``[encoders]``, ``[protocol]``, ``[methods]``); :func:`run_experiment` executes it
 and writes ``results.json``, ``results.md``, ``manifest.json``, ``splits/fold<k>.json``,
-``predictions.csv`` and ``descriptions.csv`` into the run folder.
+``predictions.csv``, ``descriptions.csv`` and one ``units/*.json`` per finished (method, fold,
+seed) into the run folder (``mode``: ``new``, ``overwrite`` or ``resume``).
 
 Model selection only ever sees a fold's train and dev classes: test clips are scored once, after
 every choice is made.
@@ -669,13 +670,23 @@ class Experiment:
         return method
 
 
-def run_experiment(config: ExperimentConfig, out: Path) -> dict:
-    """Run ``config`` and write its run folder at ``out``; returns ``results.json``'s content."""
+def run_experiment(config: ExperimentConfig, out: Path, mode: str = "new") -> dict:
+    """Run ``config`` and write its run folder at ``out``; returns ``results.json``'s content.
+
+    Args:
+        config: The experiment.
+        out: The run folder.
+        mode: ``new`` (the folder must be empty), ``overwrite`` (clear a harken run folder
+            first) or ``resume`` (continue one: finished (method, fold, seed) units stored
+            under ``units/`` are reused; the config must match the recorded one). See
+            :class:`~harken.store.runs.RunFolder`.
+    """
     if config.protocol == "gzsl":
         from harken.experiment_gzsl import run_gzsl_experiment
 
-        return run_gzsl_experiment(config, out)
-    folder = RunFolder(out)
+        return run_gzsl_experiment(config, out, mode=mode)
+    folder = RunFolder(out, mode)
+    folder.begin(asdict(config))
     exp = Experiment(config, folder)
     manifest = exp.load_data()
     all_classes, texts, generator_config = exp.knowledge(manifest)
@@ -701,51 +712,36 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     fit_logs: dict[str, list] = {}
     with folder.stage("methods"):
         for name in config.methods:
-            rows = []
+            trainable = probes[name].trainable
             method_classes = exp.classes_for(probes[name], texts, all_classes)
+            rows = []
             for split in splits:
-                test_mask = np.isin(labels, split.test)
-                test = data.subset(test_mask)
-                test_classes = method_classes.subset(list(split.test))
-                train = data.subset(np.isin(labels, split.train)) if split.train else None
-                dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
-                trainable = probes[name].trainable
-                seeds = config.seeds if trainable else [config.seeds[0]]
-                if trainable and train is None:
+                if trainable and not split.train:
                     raise ConfigError(
                         f"method {name!r} needs training classes; the {config.protocol} "
                         "protocol has none (use a training-free method)"
                     )
-                for seed in seeds:
-                    method = exp.make_method(name, label_space)
-                    method.n_candidates = len(split.test)
-                    log = method.fit(
-                        train,
-                        method_classes.subset(list(split.train)) if train else None,
-                        dev,
-                        method_classes.subset(list(split.dev)) if dev else None,
-                        seed,
+                for seed in config.seeds if trainable else [config.seeds[0]]:
+                    unit = folder.load_unit(name, split.fold, seed)
+                    if unit is None:
+                        unit = evaluate_fold(
+                            lambda n=name: exp.make_method(n, label_space),
+                            data,
+                            method_classes,
+                            split,
+                            seed,
+                        )
+                        folder.save_unit(unit, name, split.fold, seed)
+                    rows.append(unit["row"])
+                    fit_logs.setdefault(name, []).append(
+                        {"fold": split.fold, "seed": seed, **unit["log"]}
                     )
-                    fit_logs.setdefault(name, []).append({"fold": split.fold, "seed": seed, **log})
-                    scores = method.score(test, test_classes)
-                    pred = [test_classes.names[i] for i in np.argmax(scores, axis=1)]
-                    report = classification_report(test.labels, pred, list(split.test))
-                    rows.append(
-                        {
-                            "fold": split.fold,
-                            "seed": seed,
-                            "test_classes": list(split.test),
-                            **report,
-                            "retrieval": retrieval_both_ways(
-                                scores, test.labels, test_classes.names
-                            ),
-                        }
-                    )
-                    predictions += [
-                        (name, split.fold, seed, cid, y, p)
-                        for cid, y, p in zip(test.clip_ids, test.labels, pred, strict=True)
-                    ]
-            methods_out[name] = {**summarise(rows), "config": method.config()}
+                    predictions += [(name, split.fold, seed, *p) for p in unit["predictions"]]
+            methods_out[name] = {
+                **summarise(rows),
+                "config": probes[name].config(),
+                "selection_criterion": _criteria(rows),
+            }
 
     chance = _chance(splits, labels)
     results = {
@@ -771,10 +767,88 @@ def run_experiment(config: ExperimentConfig, out: Path) -> dict:
     folder.write_manifest(
         config=asdict(config),
         **exp.provenance(manifest, len(all_classes.names), features, generator_config),
-        methods={n: methods_out[n]["config"] for n in methods_out},
+        splits={"folds": [s.fold for s in splits], "folder": "splits"},
+        methods={n: chosen_configs(methods_out[n], "folds") for n in methods_out},
         selection=fit_logs,
     )
     return results
+
+
+#: What a k-fold method's ``dev_score`` is (the foundation's dev-class UA).
+DEV_CRITERION = "UA on the fold's dev classes"
+
+
+def evaluate_fold(make_method, data: Batch, classes: Classes, split: Split, seed: int) -> dict:
+    """Fit a fresh method on one fold's train (and dev) classes and score its test clips.
+
+    Returns the unit stored for resuming: ``{"row", "log", "predictions"}`` — ``row`` is the
+    fold's ``results.json`` row with the method's chosen ``config`` and its ``selection``
+    (criterion and dev/selection score; test clips never enter it).
+    """
+    labels = np.asarray(data.labels, dtype=object)
+    test = data.subset(np.isin(labels, split.test))
+    test_classes = classes.subset(list(split.test))
+    train = data.subset(np.isin(labels, split.train)) if split.train else None
+    dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
+    method = make_method()
+    method.n_candidates = len(split.test)
+    log = method.fit(
+        train,
+        classes.subset(list(split.train)) if train else None,
+        dev,
+        classes.subset(list(split.dev)) if dev else None,
+        seed,
+    )
+    scores = method.score(test, test_classes)
+    pred = [test_classes.names[i] for i in np.argmax(scores, axis=1)]
+    report = classification_report(test.labels, pred, list(split.test))
+    row = {
+        "fold": split.fold,
+        "seed": seed,
+        "test_classes": list(split.test),
+        **report,
+        "retrieval": retrieval_both_ways(scores, test.labels, test_classes.names),
+        "config": method.config(),
+        "selection": selection_of(log, DEV_CRITERION),
+    }
+    return {
+        "row": row,
+        "log": log,
+        "predictions": [list(p) for p in zip(test.clip_ids, test.labels, pred, strict=True)],
+    }
+
+
+def selection_of(log: dict, criterion: str) -> dict:
+    """``{"criterion", "score"}``: what a fit chose its settings on (never test clips) and
+    the best score there; ``score`` is None for fixed settings."""
+    if "selection_UA" in log:
+        return {"criterion": f"UA on {log['selected_on']}", "score": float(log["selection_UA"])}
+    if log.get("dev_score") is not None:
+        return {"criterion": criterion, "score": float(log["dev_score"])}
+    if log.get("selected_on"):
+        return {"criterion": f"none ({log['selected_on']})", "score": None}
+    return {"criterion": "none (fixed settings)", "score": None}
+
+
+def _criteria(rows: list[dict]) -> list[str]:
+    return sorted({r["selection"]["criterion"] for r in rows})
+
+
+def chosen_configs(summary: dict, rows_key: str) -> dict:
+    """A method's manifest entry: its configured settings and, per fold (split) and seed, the
+    settings it chose and what it chose them on."""
+    keys = ("fold", "split", "seed")
+    return {
+        "config": summary["config"],
+        "chosen": [
+            {
+                **{k: r[k] for k in keys if k in r},
+                "config": r["config"],
+                "selection": r["selection"],
+            }
+            for r in summary[rows_key]
+        ],
+    }
 
 
 def retrieval_both_ways(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harken.errors import ConfigError, DataError
-from harken.experiment import Experiment, ExperimentConfig
+from harken.experiment import Experiment, ExperimentConfig, chosen_configs
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_knowledge, class_texts, export_descriptions
@@ -39,11 +39,13 @@ from harken.protocols.gzsl import (
     read_gzsl_split,
     write_gzsl_split,
 )
+from harken.reports.results import GZSL_METRICS, gzsl_markdown, gzsl_table  # noqa: F401
 from harken.store.features import array_digest
 from harken.store.runs import RunFolder
 
-GZSL_METRICS = ("S", "U", "HM", "ZSL")
 CHOSEN_ON = "stage_1_val_seen ∪ stage_1_val_unseen (validation HM)"
+#: What every GZSL method chooses its epoch, settings and ``γ`` on.
+SELECTION_CRITERION = "HM on stage-1 validation clips (stage_1_val_seen ∪ stage_1_val_unseen)"
 
 
 class ValidationHM:
@@ -68,6 +70,8 @@ class StageOneChoice:
     gamma: float
     val: dict[str, float]
     fit_log: dict
+    #: The method's settings after the stage-1 fit (what it chose, e.g. bridge's ``(T, δ, γ)``).
+    config: dict | None = None
 
 
 def calibration_grid(method: Method, default: Sequence[float] | None) -> tuple[float, ...]:
@@ -98,7 +102,7 @@ def stage_one(
     scores = method.score(val, val_classes)
     gamma, _ = select_calibration(scores, val.labels, candidates, seen, grid)
     val_report = gzsl_report(scores, val.labels, candidates, seen, gamma)
-    return StageOneChoice(gamma, val_report, log)
+    return StageOneChoice(gamma, val_report, log, method.config())
 
 
 def stage_two(
@@ -167,7 +171,9 @@ def run_split(
         "validation": choice.val,
         "stage_1": _compact(choice.fit_log),
         "stage_2": _compact(log2),
-        "_predictions": list(zip(test.clip_ids, test.labels, pred, strict=True)),
+        "config": choice.config,
+        "selection": {"criterion": SELECTION_CRITERION, "score": float(choice.val["HM"])},
+        "_predictions": [list(p) for p in zip(test.clip_ids, test.labels, pred, strict=True)],
     }
 
 
@@ -202,43 +208,6 @@ def chance_gzsl(splits: list[GzslSplit]) -> dict[str, float]:
         "HM": float(np.mean(k)),
         "ZSL": float(np.mean(zsl)),
     }
-
-
-def gzsl_markdown(results: dict) -> str:
-    """A Markdown table: one row per method, chance first."""
-    lines = [
-        f"# {results['dataset']} — {results['target']} — GZSL (two stages)",
-        "",
-        "| method | S | U | HM | ZSL | γ (median; chosen on validation) |",
-        "|---|---|---|---|---|---|",
-    ]
-    chance = results["chance"]
-    lines.append("| chance | " + " | ".join(f"{chance[m]:.3f}" for m in GZSL_METRICS) + " | – |")
-    for name, r in results["methods"].items():
-        cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in GZSL_METRICS]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['calibration']['value']:.3g} |")
-    p = results["protocol"]
-    lines += [
-        "",
-        f"Splits: {', '.join(p['splits'])}; seeds of trainable methods: {p['seeds']}.",
-        "S and U: mean per-class accuracy on seen / unseen test clips with all classes as "
-        "candidates; HM = 2SU/(S+U); ZSL: unseen clips among unseen classes only.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def gzsl_table(results: dict) -> str:
-    """A plain-text table for the terminal."""
-    rows = [("method", *GZSL_METRICS, "γ")]
-    rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in GZSL_METRICS), "–"))
-    for name, r in results["methods"].items():
-        cells = [f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in GZSL_METRICS]
-        rows.append((name, *cells, f"{r['calibration']['value']:.3g}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
 
 
 def build_views(exp: Experiment, classes: Classes, views: dict) -> tuple[Classes, dict]:
@@ -302,10 +271,13 @@ def evaluate_methods(
     splits: list[GzslSplit],
     seeds: Sequence[int],
     grid: Sequence[float] | None,
+    folder: RunFolder | None = None,
 ) -> tuple[dict[str, dict], list[tuple]]:
     """Both stages for every method (name → (factory, its classes)), split and seed (trainable
     methods: every seed; training-free ones: the first). Returns the per-method summaries
-    (:func:`summarise_gzsl` plus ``config``) and the prediction rows."""
+    (:func:`summarise_gzsl` plus ``config``, the configured settings; each row holds the
+    settings chosen on its split) and the prediction rows. With a run ``folder``, every finished
+    (method, split, seed) is stored as a unit, and a resumed folder's units are reused."""
     out: dict[str, dict] = {}
     predictions: list[tuple] = []
     for name, (make, classes) in methods.items():
@@ -313,10 +285,18 @@ def evaluate_methods(
         rows = []
         for split in splits:
             for seed in seeds if probe.trainable else list(seeds)[:1]:
-                row = run_split(make, data, classes, split, grid, seed)
+                row = folder.load_unit(name, split.name, seed) if folder else None
+                if row is None:
+                    row = run_split(make, data, classes, split, grid, seed)
+                    if folder is not None:
+                        folder.save_unit(row, name, split.name, seed)
                 predictions += [(name, split.name, seed, *p) for p in row.pop("_predictions")]
                 rows.append(row)
-        out[name] = {**summarise_gzsl(rows), "config": probe.config()}
+        out[name] = {
+            **summarise_gzsl(rows),
+            "config": probe.config(),
+            "selection_criterion": [SELECTION_CRITERION],
+        }
     return out, predictions
 
 
@@ -350,13 +330,16 @@ def write_gzsl_run(folder: RunFolder, results: dict, predictions: list[tuple], *
         "predictions.csv", ["method", "split", "seed", "clip_id", "label", "predicted"], predictions
     )
     folder.write_manifest(
-        **manifest, methods={n: r["config"] for n, r in results["methods"].items()}
+        **manifest,
+        methods={n: chosen_configs(r, "runs") for n, r in results["methods"].items()},
     )
 
 
-def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
-    """Run ``config`` (``protocol = "gzsl"``) into the run folder ``out``."""
-    folder = RunFolder(out)
+def run_gzsl_experiment(config: ExperimentConfig, out: Path, mode: str = "new") -> dict:
+    """Run ``config`` (``protocol = "gzsl"``) into the run folder ``out`` (``mode``: see
+    :func:`harken.experiment.run_experiment`)."""
+    folder = RunFolder(out, mode)
+    folder.begin(asdict(config))
     exp = Experiment(config, folder)
     manifest = exp.load_data()
     classes, texts, generator_config = exp.knowledge(manifest)
@@ -385,7 +368,9 @@ def run_gzsl_experiment(config: ExperimentConfig, out: Path) -> dict:
         own = Classes(own.names, own.embeddings, classes.alternatives, classes.members)
         methods[name] = (lambda n=name: exp.make_method(n, label_space), own)
     with folder.stage("methods"):
-        methods_out, predictions = evaluate_methods(methods, data, splits, config.seeds, grid)
+        methods_out, predictions = evaluate_methods(
+            methods, data, splits, config.seeds, grid, folder
+        )
 
     results = {
         "dataset": manifest.name,
@@ -493,20 +478,35 @@ def run_published(
     method_options: dict | None = None,
     calibration: str | list[float] | None = None,
     split_dir: str | Path | None = None,
+    mode: str = "new",
 ) -> dict:
     """Table 1 of ClipClap / KDA from a downloaded feature release, in one call.
 
     Loads the release (:func:`harken.data.readers.avgzsl.load_published_features`), runs both
     GZSL stages for every method and seed with the papers' per-dataset settings
     (:data:`PAPER_SETTINGS`, overridden by ``method_options``) and writes ``results.json``,
-    ``results.md``, ``predictions.csv`` and ``manifest.json`` into ``out``.
+    ``results.md``, ``predictions.csv`` and ``manifest.json`` into ``out`` (``mode``: ``new``,
+    ``overwrite`` or ``resume``, see :class:`~harken.store.runs.RunFolder`).
     """
     from harken.data.readers.avgzsl import load_published_features
     from harken.methods.base import get_method
 
+    folder = RunFolder(Path(out), mode)
+    folder.begin(
+        {
+            "root": str(root),
+            "dataset": dataset,
+            "methods": list(methods),
+            "split": split,
+            "release": release,
+            "seeds": list(seeds),
+            "method_options": method_options or {},
+            "calibration": calibration,
+            "split_dir": None if split_dir is None else str(split_dir),
+        }
+    )
     features = load_published_features(root, dataset, split, release, split_dir=split_dir)
     data, classes, gsplit = published_data(features)
-    folder = RunFolder(Path(out))
     grid = _grid(calibration)
     options = method_options or {}
     factories = {}
@@ -525,7 +525,7 @@ def run_published(
         opts |= options.get(name, {})
         factories[name] = (lambda n=name, o=opts: get_method(n, **o), classes)
     with folder.stage("methods"):
-        methods_out, predictions = evaluate_methods(factories, data, [gsplit], seeds, grid)
+        methods_out, predictions = evaluate_methods(factories, data, [gsplit], seeds, grid, folder)
     results = {
         "dataset": f"{features.dataset}-GZSL ({features.release} {features.feature_set})",
         "target": features.split,

@@ -120,12 +120,59 @@ def write_splits(splits: Sequence[Split], folder: Path) -> None:
         atomic_write_text(folder / f"fold{s.fold}.json", json.dumps(s.to_dict(), indent=2) + "\n")
 
 
+def listed_folds(folder: Path) -> list[int] | None:
+    """The folds of a run folder's ``splits/``, as its manifest lists them (``splits.folds``);
+    None for a folder outside a run (no manifest beside it, or one without that entry)."""
+    path = Path(folder).parent / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), dict):
+        return None
+    folds = data["splits"].get("folds")
+    if not isinstance(folds, list) or not all(isinstance(k, int) for k in folds):
+        raise DataError(f'{path}: "splits" should list the run\'s folds: {{"folds": [0, 1, ...]}}')
+    return folds
+
+
+def _check_listed(folder: Path, found: list[int]) -> None:
+    """Refuse fold files that differ from the folds the folder lists (if it lists them)."""
+    listed = listed_folds(folder)
+    if listed is None:
+        return
+    problems = []
+    extra = sorted(set(found) - set(listed))
+    missing = sorted(set(listed) - set(found))
+    if extra:
+        problems.append(f"fold files not listed (left by another run?): {_names(extra)}")
+    if missing:
+        problems.append(f"listed fold files missing: {_names(missing)}")
+    if problems:
+        raise DataError(
+            f"{folder}: the split files do not match the folds {listed} the run's manifest lists; "
+            + "; ".join(problems)
+            + "; remove the stray files, or rewrite the run with --overwrite"
+        )
+
+
+def _names(folds: list[int]) -> list[str]:
+    return [f"fold{k}.json" for k in folds]
+
+
 def read_splits(folder: Path, classes: Sequence[str] | None = None) -> list[Split]:
-    """Read user-supplied ``fold<k>.json`` files, checking them against the dataset's classes."""
+    """Read ``fold<k>.json`` files, checking them against the dataset's classes.
+
+    In a run folder's ``splits/`` the fold files must be exactly the folds its manifest lists:
+    a stale fold file left by another run, or a missing one, is an error.
+    """
     files = [f for f in Path(folder).glob("fold*.json") if f.stem[4:].isdigit()]
     files.sort(key=lambda p: int(p.stem[4:]))
     if not files:
         raise DataError(f"{folder}: no fold<k>.json split files found")
+    _check_listed(Path(folder), [int(f.stem[4:]) for f in files])
     known = set(classes) if classes is not None else None
     splits = []
     for f in files:

@@ -1,10 +1,15 @@
-"""results.json / results.md for a run: per-fold scores, mean ± std, chance beside them."""
+"""results.json / results.md for a run: per-fold scores, mean ± std, chance beside them.
+
+:func:`results_markdown` and :func:`results_table` print any protocol's results with its own
+table: UA / WA / UP for ``kfold`` and ``all-classes``, S / U / HM / ZSL for ``gzsl``.
+"""
 
 from __future__ import annotations
 
 from harken.metrics.classification import mean_std
 
 METRICS = ("UA", "WA", "UP")
+GZSL_METRICS = ("S", "U", "HM", "ZSL")
 
 
 RETRIEVAL = ("R@1", "R@5", "R@10", "mAP@10", "mean_rank", "median_rank")
@@ -23,8 +28,15 @@ def summarise(folds: list[dict]) -> dict:
     return out
 
 
+def is_gzsl(results: dict) -> bool:
+    """Whether ``results`` come from the generalised zero-shot protocol."""
+    return results.get("protocol", {}).get("name") == "gzsl"
+
+
 def results_markdown(results: dict) -> str:
-    """A Markdown table: one row per method, chance first."""
+    """A Markdown table: one row per method, chance first (the protocol's own metrics)."""
+    if is_gzsl(results):
+        return gzsl_markdown(results)
     title = f"# {results['dataset']} — {results['target']} — {results['protocol']['name']}"
     lines = [title, "", "| method | UA | WA | UP |", "|---|---|---|---|"]
     chance = results["chance"]
@@ -56,12 +68,51 @@ def results_markdown(results: dict) -> str:
 
 
 def results_table(results: dict) -> str:
-    """A plain-text table for the terminal."""
+    """A plain-text table for the terminal (the protocol's own metrics)."""
+    if is_gzsl(results):
+        return gzsl_table(results)
     rows = [("method", "UA", "WA", "UP")]
     rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in METRICS)))
     for name, r in results["methods"].items():
         rows.append((name, *(f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in METRICS)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def gzsl_markdown(results: dict) -> str:
+    """A Markdown table: one row per method, chance first."""
+    lines = [
+        f"# {results['dataset']} — {results['target']} — GZSL (two stages)",
+        "",
+        "| method | S | U | HM | ZSL | γ (median; chosen on validation) |",
+        "|---|---|---|---|---|---|",
+    ]
+    chance = results["chance"]
+    lines.append("| chance | " + " | ".join(f"{chance[m]:.3f}" for m in GZSL_METRICS) + " | – |")
+    for name, r in results["methods"].items():
+        cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in GZSL_METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['calibration']['value']:.3g} |")
+    p = results["protocol"]
+    lines += [
+        "",
+        f"Splits: {', '.join(p['splits'])}; seeds of trainable methods: {p['seeds']}.",
+        "S and U: mean per-class accuracy on seen / unseen test clips with all classes as "
+        "candidates; HM = 2SU/(S+U); ZSL: unseen clips among unseen classes only.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def gzsl_table(results: dict) -> str:
+    """A plain-text table for the terminal."""
+    rows = [("method", *GZSL_METRICS, "γ")]
+    rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in GZSL_METRICS), "–"))
+    for name, r in results["methods"].items():
+        cells = [f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in GZSL_METRICS]
+        rows.append((name, *cells, f"{r['calibration']['value']:.3g}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )
