@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from .conftest import assert_clean_error, assert_mentions_any, cli
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_imports():
+    """Import the library and the CLAP model code first: the time limit is for the hub call."""
+    from transformers import ClapModel, ClapProcessor  # noqa: F401
+
+    import harken.api  # noqa: F401
 
 
 def test_offline_hub_backend_fails_fast_with_a_local_folder_hint(clip, monkeypatch, capsys):
