@@ -49,6 +49,14 @@ def test_symlink_loop_is_a_data_error_naming_the_path(tmp_path, capsys):
     assert not (tmp_path / "emb.npy").exists()
 
 
+#: Why each unusable file of the mixed folder fails (any of these words on its stderr line).
+REASONS = {
+    "2-empty.wav": ("empty", "0 bytes"),
+    "3-notes.wav": ("decode", "corrupt", "format", "not an audio"),
+    "5-zeros.wav": ("silent",),
+}
+
+
 @pytest.fixture
 def mixed_folder(wave, other_wave, tmp_path) -> tuple[Path, list[Path], list[Path]]:
     """A folder of two real clips and three unusable files (empty, text, all zeros)."""
@@ -66,10 +74,15 @@ def mixed_folder(wave, other_wave, tmp_path) -> tuple[Path, list[Path], list[Pat
 
 
 def _assert_bad_files_listed(result, bad: list[Path]) -> None:
-    """Each bad file is named on stderr, after the good files' work."""
+    """Each bad file is named on stderr, on a line that gives its reason."""
     assert "Traceback" not in result.err, result.describe()
     for path in bad:
-        assert path.name in result.err, f"{path.name} not listed\n{result.describe()}"
+        lines = [line.casefold() for line in result.err.splitlines() if path.name in line]
+        assert lines, f"{path.name} not listed\n{result.describe()}"
+        reasons = REASONS[path.name]
+        assert any(r in line for line in lines for r in reasons), (
+            f"{path.name} listed without its reason ({reasons})\n{result.describe()}"
+        )
 
 
 def test_folder_with_good_and_bad_files_embeds_the_good_ones(mixed_folder, tmp_path, capsys):
