@@ -186,12 +186,31 @@ class Embedded:
     skipped: list[BadClip]
     report: FillReport
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(api.embed(...))`` is the embedding matrix."""
+        return np.asarray(self.embeddings, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def __getitem__(self, item) -> np.ndarray:
+        """Rows of :attr:`embeddings` (``embedded[0]`` is the first usable file's)."""
+        return self.embeddings[item]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.embeddings.shape
+
 
 def check_npy_out(out: str | Path) -> Path:
     """Refuse an output path that cannot take a ``.npy`` file, before any work is done.
 
+    An existing file is replaced only when harken wrote it (its row list ``<stem>.files.txt``
+    lies beside it); anything else is never overwritten.
+
     Raises:
-        ConfigError: ``out`` is a folder, lacks the ``.npy`` suffix or its folder is missing.
+        ConfigError: ``out`` is a folder, lacks the ``.npy`` suffix, its folder is missing, or
+            it is a file harken did not write.
     """
     out = Path(out)
     if out.is_dir():
@@ -200,6 +219,11 @@ def check_npy_out(out: str | Path) -> Path:
         raise ConfigError(f"--out {out} must end in .npy (numpy array file), e.g. emb.npy")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.exists() and not rows_file(out).is_file():
+        raise ConfigError(
+            f"--out {out} exists and was not written by `harken embed` (no {rows_file(out).name} "
+            "beside it); choose another name or remove it yourself"
+        )
     return out
 
 

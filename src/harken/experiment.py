@@ -311,6 +311,20 @@ class ExperimentConfig:
             if not isinstance(options, dict):
                 raise ConfigError(f"{where} must be a table of options, not {shown(options)}")
             METHODS.check(name, options, context=where)
+            self._check_feature_options(name, options, where)
+
+    @staticmethod
+    def _check_feature_options(name: str, options: dict, where: str) -> None:
+        """Encoder names in a method's feature options (``features``, ``audio``, ``video``)
+        are checked before any clip is encoded."""
+        from harken.encoders.base import available_encoders
+
+        encoders = available_encoders()
+        for key in FEATURE_OPTIONS:
+            value = options.get(key)
+            names = [value] if isinstance(value, str) else value or []
+            for encoder in names:
+                _check_name(str(encoder), encoders, "encoder", f"{where}.{key} (method {name!r})")
 
 
 #: The sections of an experiment file; keys may sit in any of them (or at the top level).
@@ -335,6 +349,9 @@ DEFAULT_SECTION = {
 }
 
 PROTOCOLS = ("kfold", "all-classes", "gzsl")
+
+#: Method options that name feature encoders.
+FEATURE_OPTIONS = ("features", "audio", "video")
 
 #: Fields that hold a path: a :class:`~pathlib.Path` is as good as a string there.
 PATH_FIELDS = ("dataset", "data_dir", "store_dir", "splits_dir", "gzsl_split")

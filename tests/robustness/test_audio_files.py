@@ -45,7 +45,7 @@ def reference(wave, tmp_path_factory) -> np.ndarray:
 
     data, rate = wave
     path = write_wav(tmp_path_factory.mktemp("ref") / "ref.wav", data, rate)
-    return embed([path], "yamnet")[0]
+    return embed([path], "yamnet").embeddings[0]
 
 
 # --- files that cannot be used: exit 1, the file named, nothing written -------------------------

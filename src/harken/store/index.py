@@ -418,7 +418,7 @@ class EmbeddingIndex:
         leaves the old index or, at worst, none — never a mixture of old and new files.
 
         Raises:
-            DataError: ``folder`` exists and is not a harken index, or holds files an index does
+            ConfigError: ``folder`` exists and is not a harken index, or holds files an index does
                 not (it is never overwritten).
         """
         folder = Path(folder)
@@ -454,17 +454,18 @@ class EmbeddingIndex:
         ``faiss.index``); anything else is never deleted.
 
         Raises:
-            DataError: naming the folder and what in it is not harken's.
+            ConfigError: naming the folder and what in it is not harken's (a usage error:
+                choose another ``--out``).
         """
         folder = Path(folder)
         if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
             return
         hint = "choose another folder or remove it yourself"
         if not folder.is_dir() or not _has_harken_header(folder / "index.json"):
-            raise DataError(f"{folder} exists and is not a harken index; {hint}")
+            raise ConfigError(f"{folder} exists and is not a harken index; {hint}")
         foreign = sorted(p.name for p in folder.iterdir() if p.name not in INDEX_FILES)
         if foreign:
-            raise DataError(
+            raise ConfigError(
                 f"{folder} holds files a harken index does not ({', '.join(foreign[:5])}); "
                 f"it is not replaced: {hint}"
             )
