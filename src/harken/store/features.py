@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from harken.data.audio import load_audio
 from harken.data.manifest import Clip
 from harken.encoders.base import Encoder, config_hash
+from harken.encoders.stream import embed_audio_file, is_long_clip
 from harken.errors import AudioError
 from harken.store.atomic import atomic_save_npz, atomic_write_text
 
@@ -76,16 +77,27 @@ def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
     """
     if encoder.modality == "image":
         return _encode_frames(encoder, clips)
-    waves = []
-    for clip in clips:
+    waves, streamed = [], {}
+    for i, clip in enumerate(clips):
         try:
+            if is_long_clip(clip.audio_path, clip.start, clip.end):  # bounded memory
+                streamed[i] = embed_audio_file(encoder, clip.audio_path, clip.start, clip.end)
+                continue
             wave, _ = load_audio(
                 clip.audio_path, encoder.sample_rate, start=clip.start, end=clip.end
             )
         except AudioError as exc:
             raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
         waves.append(wave)
-    return np.asarray(encoder.embed(waves), dtype=np.float32)
+    if not streamed:
+        return np.asarray(encoder.embed(waves), dtype=np.float32)
+    out = np.zeros((len(clips), encoder.dim), np.float32)
+    short = [i for i in range(len(clips)) if i not in streamed]
+    if short:
+        out[short] = np.asarray(encoder.embed(waves), dtype=np.float32)
+    for i, row in streamed.items():
+        out[i] = row
+    return out
 
 
 def _encode_frames(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
