@@ -298,11 +298,11 @@ def test_audio_duration_raises_instead_of_returning_none(tmp_path, tones_mp4):
     assert audio_duration(tones_mp4[0]) == pytest.approx(6.0, abs=0.1)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(200))
-    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot read the audio header"):
+    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot decode audio \(unreadable header"):
         audio_duration(corrupt)
     with pytest.raises(AudioError, match="file not found"):
         audio_duration(tmp_path / "nope.wav")
-    with pytest.raises(AudioError, match=r"cannot read the audio header"):
+    with pytest.raises(AudioError, match=r"cannot decode audio \(unreadable header"):
         load_audio(corrupt, max_seconds=10.0)  # the length check no longer lets it through
 
 

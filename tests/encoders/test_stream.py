@@ -12,7 +12,7 @@ from harken.data.audio import load_audio, resample
 from harken.data.manifest import Clip
 from harken.encoders.base import get_encoder
 from harken.encoders.stream import embed_audio_file, is_long_clip
-from harken.errors import AudioError
+from harken.errors import AudioError, UnreliableAudioWarning
 from harken.store.features import encode_clips
 from tiny_models import save_tiny_clap
 
@@ -148,5 +148,18 @@ def test_streamed_clips_give_the_errors_of_load_audio(tmp_path):
         embed_audio_file(encoder, tmp_path / "missing.wav", long_seconds=10.0)
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(300))
-    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot read the audio header"):
+    with pytest.raises(AudioError, match=r"corrupt\.wav: cannot decode audio \(unreadable header"):
         embed_audio_file(encoder, corrupt)
+
+
+def test_tiny_and_near_silent_clips_are_embedded_with_a_warning(tmp_path):
+    encoder = get_encoder("yamnet")
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    sf.write(str(tmp_path / "tiny.wav"), tone[:160], 16000)  # 10 ms
+    sf.write(str(tmp_path / "quiet.wav"), 1e-4 * tone, 16000, subtype="FLOAT")  # -86 dBFS
+    with pytest.warns(UnreliableAudioWarning, match=r"tiny\.wav: only 10\.0 ms"):
+        tiny = embed_audio_file(encoder, tmp_path / "tiny.wav")
+    with pytest.warns(UnreliableAudioWarning, match=r"quiet\.wav: near-silent \(peak -86 dBFS"):
+        quiet = embed_audio_file(encoder, tmp_path / "quiet.wav")
+    assert tiny.shape == quiet.shape == (521,)
+    assert np.all(np.isfinite(tiny)) and np.all(np.isfinite(quiet))

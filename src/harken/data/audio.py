@@ -524,7 +524,7 @@ def audio_duration(path: str | Path) -> float | None:
         raise
     except Exception as exc:
         raise AudioError(
-            f"{path}: cannot read the audio header ({type(sf_error or exc).__name__}: "
+            f"{path}: cannot decode audio (unreadable header: {type(sf_error or exc).__name__}: "
             f"{sf_error or exc}); the file may be corrupt or in an unsupported format: "
             "re-encode it (e.g. to 16-bit WAV or FLAC)"
         ) from exc
