@@ -71,6 +71,15 @@ def test_streamed_clap_windows_equal_in_memory(long_real, tmp_path, monkeypatch)
     assert np.linalg.norm(streamed) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["ast", "hf"])
+def test_streamed_ast_windows_equal_in_memory(kind, long_real, tiny_ast_dir, monkeypatch):
+    encoder = get_encoder(f"{kind}:{tiny_ast_dir}")
+    full = _in_memory(encoder, long_real)  # 30 s: 10.24 s / 10 s windows, hop half a window
+    _no_in_memory_decode(monkeypatch)
+    streamed = embed_audio_file(encoder, long_real, long_seconds=10.0, block_seconds=4.1)
+    np.testing.assert_allclose(streamed, full, rtol=RTOL, atol=ATOL)
+
+
 @pytest.fixture(scope="module")
 def noise_minutes(tmp_path_factory):
     """Two minutes of noise, 8 kHz mono 16-bit (a long clip that is cheap to embed)."""
