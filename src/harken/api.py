@@ -308,14 +308,52 @@ def _sized(clips: list[Clip], strict: bool) -> tuple[list[Clip], list[BadClip]]:
     return ok, bad
 
 
+def _max_audio_seconds() -> float:
+    """The length limit of ``predict``/``index``/``search`` inputs: ``$HARKEN_MAX_AUDIO_SECONDS``
+    or :data:`MAX_PREDICT_SECONDS`.
+
+    Long files are decoded and embedded in bounded memory (streaming), so the limit only guards
+    against hour-long waits on a file given by mistake.
+
+    Raises:
+        ConfigError: the variable is not a positive number.
+    """
+    raw = os.environ.get("HARKEN_MAX_AUDIO_SECONDS")
+    if raw is None or not raw.strip():
+        return MAX_PREDICT_SECONDS
+    try:
+        limit = float(raw)
+    except ValueError:
+        limit = float("nan")
+    if not limit > 0:
+        raise ConfigError(
+            f"HARKEN_MAX_AUDIO_SECONDS={raw!r} is not a positive number of seconds; "
+            "set it to e.g. 7200 or unset it"
+        )
+    return limit
+
+
 def _check_size(path: Path) -> None:
+    """Refuse a file longer than :func:`_max_audio_seconds` before decoding anything.
+
+    A missing file passes (decoding reports it); an unreadable header raises; a container that
+    states no duration passes, as it is then decoded as a stream in bounded memory.
+
+    Raises:
+        AudioError: the header cannot be read (the message names the file).
+        DataError: the file is longer than the limit.
+    """
     from harken.data.audio import audio_duration
 
-    duration = audio_duration(path) if Path(path).exists() else None
-    if duration is not None and duration > MAX_PREDICT_SECONDS:
+    if not Path(path).exists():
+        return
+    duration = audio_duration(path)
+    limit = _max_audio_seconds()
+    if duration is not None and duration > limit:
         raise DataError(
-            f"{path}: {duration:.0f} s long, over the {MAX_PREDICT_SECONDS:.0f} s limit of "
-            "`predict`; cut it into clips (e.g. with ffmpeg -f segment) and predict those"
+            f"{path}: {duration:.0f} s long, over the {limit:.0f} s limit for one input; "
+            "cut it into clips (e.g. with ffmpeg -f segment) or raise the limit with "
+            "HARKEN_MAX_AUDIO_SECONDS"
         )
 
 

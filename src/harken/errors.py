@@ -32,3 +32,11 @@ class ConfigError(HarkenError):
 
 class ModelUnavailableError(HarkenError):
     """A model's weights cannot be loaded here (e.g. no hub access)."""
+
+
+class HarkenWarning(UserWarning):
+    """Base class of every warning harken issues on purpose."""
+
+
+class UnreliableAudioWarning(HarkenWarning):
+    """A clip is embedded, but too short or too quiet for its result to be trusted."""

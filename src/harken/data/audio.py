@@ -6,6 +6,12 @@ Every encoder receives mono float32 waveforms at its own sample rate, produced h
   mp4/mkv/webm, m4a, ...); an optional ``[start, end)`` span in seconds.
 * **downmix**: the mean of the channels (never a concatenation of channels).
 * **resample**: soxr, "VHQ" quality.
+* **streaming** (:func:`stream_audio`): the same decode, downmix and resampling in blocks of
+  :data:`STREAM_BLOCK_SECONDS`, so that memory does not grow with the clip's length; soxr's
+  streaming resampler gives the same samples as the one-shot one.
+* **warnings** (:class:`~harken.errors.UnreliableAudioWarning`): clips shorter than
+  :data:`MIN_RELIABLE_SECONDS` or whose peak is below :data:`QUIET_PEAK_DBFS` are still decoded,
+  but their embeddings say little about a sound; a warning names the file.
 * **clip policy** (:class:`ClipPolicy`): clips shorter than ``min_seconds`` are zero-padded at
   the end; clips longer than ``max_seconds`` are either split into windows whose embeddings are
   averaged (``long="window"``, the default: nothing of the clip is thrown away) or centre-cropped
@@ -14,14 +20,94 @@ Every encoder receives mono float32 waveforms at its own sample rate, produced h
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harken.errors import AudioError
+from harken.errors import AudioError, UnreliableAudioWarning
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
+
+STREAM_BLOCK_SECONDS = 30.0
+"""Seconds of native-rate audio :func:`stream_audio` decodes at a time (its memory is ∝ this)."""
+
+MIN_RELIABLE_SECONDS = 0.1
+"""Clips shorter than this are embedded (zero- or repeat-padded by the encoder) with a warning:
+the padding, not the sound, dominates their embedding."""
+
+QUIET_PEAK_DBFS = -60.0
+"""Clips whose peak sample is below this level (dB relative to full scale, ``20·log10 |x|``) are
+embedded with a warning: what the encoder hears is mostly noise floor."""
+
+
+def _check_source(path: str | Path, start: float | None = None, end: float | None = None) -> Path:
+    """The checks every reader makes before decoding: the file exists, is a non-empty file and
+    the span is ordered."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found (check the path, or the dataset's --data-dir)")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+    if start is not None and end is not None and end <= start:
+        raise AudioError(f"{path}: span end {end} s is not after start {start} s")
+    return path
+
+
+def _decode_error(path: Path, exc: Exception) -> AudioError:
+    return AudioError(
+        f"{path}: cannot decode audio ({type(exc).__name__}: {exc}); the file may be corrupt "
+        "or in an unsupported format: re-encode it (e.g. to 16-bit WAV or FLAC)"
+    )
+
+
+def _no_samples_error(path: Path, start: float | None, end: float | None) -> AudioError:
+    span = "" if start is None and end is None else f" in span [{start}, {end}] s"
+    return AudioError(f"{path}: no audio samples{span}; check the file or the span")
+
+
+def _non_finite_error(path: Path) -> AudioError:
+    return AudioError(f"{path}: the audio holds NaN/inf samples; re-encode the file")
+
+
+def _silent_error(path: Path) -> AudioError:
+    return AudioError(
+        f"{path}: the audio is entirely silent (all samples are zero); "
+        "remove the clip or check the recording"
+    )
+
+
+def warn_if_unreliable(path: str | Path, seconds: float, peak: float) -> None:
+    """Warn (:class:`~harken.errors.UnreliableAudioWarning`) about a clip too short or too quiet
+    for its embedding to mean much.
+
+    Args:
+        path: The file (named in the message).
+        seconds: Decoded length of the clip (or span).
+        peak: Largest absolute sample of its mono downmix (1.0 = full scale).
+    """
+    if seconds < MIN_RELIABLE_SECONDS:
+        warnings.warn(
+            f"{path}: only {seconds * 1000:.1f} ms of audio (under {MIN_RELIABLE_SECONDS} s); "
+            "it is embedded, but padding dominates its embedding, so its ranking is "
+            "unreliable: use a longer clip or span",
+            UnreliableAudioWarning,
+            stacklevel=3,
+        )
+    if peak < 10.0 ** (QUIET_PEAK_DBFS / 20.0):
+        level = 20.0 * math.log10(peak) if peak > 0 else float("-inf")
+        warnings.warn(
+            f"{path}: near-silent (peak {level:.0f} dBFS, below {QUIET_PEAK_DBFS:.0f} dBFS); "
+            "it is embedded, but its embedding reflects the noise floor rather than a sound, so "
+            "its ranking is unreliable: check the recording level or remove the clip",
+            UnreliableAudioWarning,
+            stacklevel=3,
+        )
 
 
 def downmix(wave: np.ndarray) -> np.ndarray:
@@ -111,7 +197,7 @@ class AvReader:
         self.sample_rate: int = self._stream.codec_context.sample_rate or self._stream.rate
         self._frames = None
         self._chunks: list[np.ndarray] = []
-        self._buf_t0 = 0.0
+        self._buf_t0 = float("nan")  # stream time of the first buffered sample (nan: none yet)
         self._buf_len = 0
         self._eof = False
 
@@ -144,10 +230,11 @@ class AvReader:
             self._eof = True
             return False
         arr = _frame_to_array(frame)
-        if frame.sample_rate and frame.sample_rate != self.sample_rate and not self._chunks:
+        first = math.isnan(self._buf_t0)  # the first frame since the last (re)start
+        if frame.sample_rate and frame.sample_rate != self.sample_rate and first:
             self.sample_rate = frame.sample_rate  # e.g. HE-AAC: the header gives half the rate
         t = float(frame.pts * frame.time_base) - self._offset if frame.pts is not None else None
-        if not self._chunks:
+        if first:
             self._buf_t0 = t if t is not None else 0.0
         elif t is not None and t - self._buf_end > 1.0 / 1000:  # a gap in the stream: keep time
             gap = np.zeros(
@@ -187,6 +274,43 @@ class AvReader:
         self._buf_t0 += lo / self.sample_rate
         return out, self.sample_rate
 
+    def blocks(
+        self, start: float | None = None, end: float | None = None, block_samples: int = 1 << 20
+    ) -> Iterator[np.ndarray]:
+        """Decode ``[start, end)`` seconds as consecutive blocks of ``block_samples`` frames.
+
+        The concatenated blocks equal ``read(start, end)`` sample for sample (the same seek,
+        start sample and end sample), but at most about one block is held at a time.
+
+        Yields:
+            float32 ``[samples, channels]`` at :attr:`sample_rate` (the last block shorter).
+        """
+        start = 0.0 if start is None else max(0.0, start)
+        self._restart(start)
+        while math.isnan(self._buf_t0) and not self._eof:
+            self._pull()
+        if math.isnan(self._buf_t0):
+            return
+        rate = self.sample_rate
+        skip = max(0, round((start - self._buf_t0) * rate))
+        left = None if end is None else max(0, round((end - self._buf_t0) * rate) - skip)
+        while left is None or left > 0:
+            want = block_samples if left is None else min(block_samples, left)
+            while not self._eof and self._buf_len < skip + want:
+                self._pull()
+            data = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+            out = data[skip : skip + want]
+            used = min(len(data), skip + want)
+            self._chunks, self._buf_len = [data[used:].copy()], len(data) - used
+            self._buf_t0 += used / self.sample_rate
+            skip = 0
+            if left is not None:
+                left -= len(out)
+            if len(out):
+                yield out
+            if self._eof and self._buf_len == 0:
+                return
+
 
 def _decode_av(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
     with AvReader(path) as reader:
@@ -201,7 +325,11 @@ def load_audio(
     end: float | None = None,
     max_seconds: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to a mono float32 waveform.
+    """Decode ``path`` to a mono float32 waveform, all of it in memory.
+
+    Long recordings are better read with :func:`stream_audio` (same samples, bounded memory).
+    A clip shorter than :data:`MIN_RELIABLE_SECONDS` or quieter than :data:`QUIET_PEAK_DBFS`
+    is returned with an :class:`~harken.errors.UnreliableAudioWarning`.
 
     Args:
         path: Audio or video file.
@@ -217,15 +345,7 @@ def load_audio(
         AudioError: missing, unreadable, empty, oversized or entirely silent audio; the message
             names the file and what to do.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found (check the path, or the dataset's --data-dir)")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, expected an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes); re-export or remove it")
-    if start is not None and end is not None and end <= start:
-        raise AudioError(f"{path}: span end {end} s is not after start {start} s")
+    path = _check_source(path, start, end)
     if max_seconds is not None:
         duration = audio_duration(path)
         if duration is not None and duration > max_seconds:
@@ -247,44 +367,195 @@ def load_audio(
     except AudioError:
         raise
     except Exception as exc:
-        raise AudioError(
-            f"{path}: cannot decode audio ({type(exc).__name__}: {exc}); the file may be corrupt "
-            "or in an unsupported format: re-encode it (e.g. to 16-bit WAV or FLAC)"
-        ) from exc
+        raise _decode_error(path, exc) from exc
     wave = downmix(data)
     if wave.size == 0:
-        span = "" if start is None and end is None else f" in span [{start}, {end}] s"
-        raise AudioError(f"{path}: no audio samples{span}; check the file or the span")
+        raise _no_samples_error(path, start, end)
     if not np.all(np.isfinite(wave)):
-        raise AudioError(f"{path}: the audio holds NaN/inf samples; re-encode the file")
+        raise _non_finite_error(path)
     if not np.any(wave):
-        raise AudioError(
-            f"{path}: the audio is entirely silent (all samples are zero); "
-            "remove the clip or check the recording"
-        )
+        raise _silent_error(path)
+    warn_if_unreliable(path, wave.size / sr, float(np.max(np.abs(wave))))
     if sample_rate is not None and sample_rate != sr:
         wave = resample(wave, sr, sample_rate)
         sr = sample_rate
     return wave, sr
 
 
-def audio_duration(path: str | Path) -> float | None:
-    """Duration in seconds from the file header, or None when the header does not say."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() in SOUNDFILE_SUFFIXES:
-            import soundfile as sf
+def _soundfile_blocks(
+    f, start: float | None, end: float | None, block: int
+) -> Iterator[np.ndarray]:
+    """Blocks of an open ``soundfile.SoundFile`` over the span (as :func:`_decode_soundfile`)."""
+    sr = f.samplerate
+    first = 0 if start is None else max(0, round(start * sr))
+    last = f.frames if end is None else min(f.frames, round(end * sr))
+    f.seek(min(first, f.frames))
+    left = max(0, last - first)
+    while left > 0:
+        data = f.read(min(block, left), dtype="float32", always_2d=True)
+        if len(data) == 0:
+            return
+        left -= len(data)
+        yield data
 
+
+def _native_blocks(
+    path: Path, start: float | None, end: float | None, block_seconds: float
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``(float32 [samples, channels], native rate)`` blocks of the span, soundfile first and
+    PyAV/FFmpeg when libsndfile cannot open the file (as :func:`load_audio` decodes)."""
+    f = None
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            f = sf.SoundFile(str(path))
+        except (RuntimeError, OSError) as sf_error:  # libsndfile cannot read it: try FFmpeg
+            try:
+                reader = AvReader(path)
+            except Exception:
+                raise sf_error from None
+            with reader:
+                block = max(1, round(block_seconds * reader.sample_rate))
+                for data in reader.blocks(start, end, block):
+                    yield data, reader.sample_rate
+            return
+    if f is not None:
+        with f:
+            block = max(1, round(block_seconds * f.samplerate))
+            for data in _soundfile_blocks(f, start, end, block):
+                yield data, f.samplerate
+        return
+    with AvReader(path) as reader:
+        block = max(1, round(block_seconds * reader.sample_rate))
+        for data in reader.blocks(start, end, block):
+            yield data, reader.sample_rate
+
+
+def stream_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    block_seconds: float = STREAM_BLOCK_SECONDS,
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` as consecutive mono float32 blocks, holding about one block at a time.
+
+    The concatenated blocks equal ``load_audio(path, sample_rate, start=start, end=end)[0]``
+    (same decode, downmix and soxr "VHQ" resampling, run as a stream), and the same checks
+    apply: a file whose blocks hold a NaN/inf raises as soon as that block is read; an empty
+    span or a file whose blocks are all zero ("entirely silent") raises after the last block;
+    a tiny or near-silent clip warns after the last block.
+
+    Args:
+        path: Audio or video file.
+        sample_rate: Resample to this rate; None keeps the file's rate.
+        start: Span start in seconds (None = beginning).
+        end: Span end in seconds (None = end of file).
+        block_seconds: Native-rate seconds decoded per block.
+
+    Yields:
+        float32 ``[n]`` blocks (sizes vary with resampling; possibly a short last one).
+
+    Raises:
+        AudioError: as :func:`load_audio`, naming the file.
+    """
+    path = _check_source(path, start, end)
+    n, peak, rate, stream = 0, 0.0, None, None
+    try:
+        for data, rate in _native_blocks(path, start, end, block_seconds):
+            wave = downmix(data)
+            if not np.all(np.isfinite(wave)):
+                raise _non_finite_error(path)
+            if wave.size == 0:
+                continue
+            n += wave.size
+            peak = max(peak, float(np.max(np.abs(wave))))
+            if sample_rate is None or sample_rate == rate:
+                yield wave
+                continue
+            if stream is None:
+                import soxr
+
+                stream = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="VHQ")
+            out = stream.resample_chunk(wave)
+            if len(out):
+                yield out
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise _decode_error(path, exc) from exc
+    if stream is not None:
+        tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield tail
+    if n == 0:
+        raise _no_samples_error(path, start, end)
+    if peak == 0.0:
+        raise _silent_error(path)
+    warn_if_unreliable(path, n / rate, peak)
+
+
+def audio_duration(path: str | Path) -> float | None:
+    """Duration in seconds from the file header.
+
+    Returns:
+        The duration, or None only when the container genuinely does not state one (some
+        streams, e.g. raw ADTS or live-recorded WebM); never None because of an error.
+
+    Raises:
+        AudioError: the file is missing, empty or not a readable audio/video file, or has no
+            audio track (the message names the file).
+    """
+    path = _check_source(path)
+    sf_error: Exception | None = None
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        try:
             info = sf.info(str(path))
             return info.frames / info.samplerate
-        import av
+        except (RuntimeError, OSError) as exc:  # libsndfile cannot read it: try FFmpeg
+            sf_error = exc
+    try:
+        return _av_duration(path)
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(
+            f"{path}: cannot decode audio (unreadable header: {type(sf_error or exc).__name__}: "
+            f"{sf_error or exc}); the file may be corrupt or in an unsupported format: "
+            "re-encode it (e.g. to 16-bit WAV or FLAC)"
+        ) from exc
 
-        with av.open(str(path)) as c:
-            if c.duration is not None:
-                return c.duration / 1_000_000
-    except Exception:  # header unreadable: decoding will report the real error
-        return None
+
+def _av_duration(path: Path) -> float | None:
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            raise AudioError(f"{path}: the file has no audio track")
+        stream = c.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if c.duration is not None:
+            return c.duration / 1_000_000
     return None
+
+
+def span_duration(path: str | Path, start: float | None = None, end: float | None = None):
+    """Seconds of ``[start, end)`` that lie inside the file, from its header (None: unknown).
+
+    Raises:
+        AudioError: as :func:`audio_duration`.
+    """
+    total = audio_duration(path)
+    if total is None:
+        return None
+    lo = 0.0 if start is None else max(0.0, start)
+    hi = total if end is None else min(total, end)
+    return max(0.0, hi - lo)
 
 
 @dataclass(frozen=True)
@@ -328,6 +599,68 @@ class ClipPolicy:
         if starts[-1] != len(wave) - size:
             starts.append(len(wave) - size)
         return [wave[s : s + size] for s in starts]
+
+    def streams(self, sample_rate: float) -> bool:
+        """Whether :meth:`stream_windows` can cut windows without holding the whole clip
+        (``long="window"`` with a ``max_seconds`` at least ``min_seconds``)."""
+        if self.max_seconds is None or self.long != "window":
+            return False
+        return round(self.min_seconds * sample_rate) <= round(self.max_seconds * sample_rate)
+
+    def stream_windows(
+        self, blocks: Iterable[np.ndarray], sample_rate: float
+    ) -> Iterator[np.ndarray]:
+        """The windows of :meth:`windows` over the concatenation of ``blocks``, in order.
+
+        With a streaming policy (:meth:`streams`) at most one window plus one block is held:
+        windows are cut as soon as their samples have arrived, and the final window aligned to
+        the clip's end comes from the retained tail. Otherwise (no ``max_seconds``, centre crop)
+        the whole clip is collected first. Blocks are arrays along axis 0 (samples, or frames
+        ``[n, features]``); frame arrays are zero-padded as :meth:`windows` pads samples.
+
+        Args:
+            blocks: Consecutive pieces of one clip.
+            sample_rate: Items of axis 0 per second.
+
+        Yields:
+            Windows (copies), the same as ``windows(np.concatenate(blocks), sample_rate)``.
+        """
+        if not self.streams(sample_rate):
+            yield from self._whole_windows(list(blocks), sample_rate)
+            return
+        size = round(self.max_seconds * sample_rate)
+        hop = max(1, round(size * self.hop_fraction))
+        held: list[np.ndarray] = []
+        buf, base, total, next_start, last_start = None, 0, 0, 0, None
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            total += len(block)
+            if buf is None and total <= size:  # short so far: keep everything
+                held.append(block)
+                continue
+            parts = ([] if buf is None else [buf]) + held + [block]
+            held = []
+            buf = np.concatenate(parts) if len(parts) > 1 else block
+            while next_start + size <= total:
+                lo = next_start - base
+                yield buf[lo : lo + size].copy()
+                last_start, next_start = next_start, next_start + hop
+            keep = max(base, min(next_start, total - size))
+            buf, base = buf[keep - base :].copy(), keep
+        if buf is None:  # never longer than one window: the in-memory rules apply
+            yield from self._whole_windows(held, sample_rate)
+        elif last_start != total - size:
+            yield buf[total - size - base :].copy()
+
+    def _whole_windows(self, blocks: list[np.ndarray], sample_rate: float) -> list[np.ndarray]:
+        if not blocks:
+            return self.windows(np.zeros(0, np.float32), sample_rate)
+        wave = np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks])
+        if wave.ndim == 1:
+            return self.windows(wave, sample_rate)
+        index = np.arange(1, len(wave) + 1, dtype=np.float32)  # 0 marks a padded frame
+        padded = np.vstack([np.zeros((1, *wave.shape[1:]), np.float32), wave])
+        return [padded[w.astype(np.int64)] for w in self.windows(index, sample_rate)]
 
     def describe(self) -> dict:
         return asdict(self)

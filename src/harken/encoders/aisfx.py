@@ -35,7 +35,7 @@ thrown away.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -44,7 +44,7 @@ import numpy as np
 from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders._hf import chunks, progress
-from harken.encoders.base import ENCODERS
+from harken.encoders.base import ENCODERS, windowed_mean_stream
 from harken.resources import package_dir
 
 SAMPLE_RATE = 44100
@@ -103,10 +103,39 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
     n_frames = -(-len(wave) // HOP) + 1  # centres 0, HOP, ... up to the first ≥ len(wave)
     padded = np.zeros(half + (n_frames - 1) * HOP + N_FFT)
     padded[half : half + len(wave)] = wave
+    return _frames(padded, n_frames)
+
+
+def _frames(padded: np.ndarray, n_frames: int) -> np.ndarray:
+    """The first ``n_frames`` frames (hop 1024, 2048 long) of a padded signal → log-mel."""
     idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n_frames)[:, None]
     power = np.abs(np.fft.rfft(padded[idx] * _window(), axis=1)) ** 2
     spec = np.log10(1e4 * (power @ mel_filterbank()) + 1.0) / SPEC_MAX
     return spec.astype(np.float32)
+
+
+def stream_log_mel(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """:func:`log_mel` of the concatenation of ``blocks``, as consecutive frame blocks.
+
+    Frame ``j`` covers samples ``[1024 (j − 1), 1024 (j + 1))`` of the clip (zeros outside
+    it); it is computed as soon as those samples have arrived, and the frames left at the end
+    from the zero-padded tail, so the frames are those of :func:`log_mel` of the whole clip.
+
+    Yields:
+        float32 ``[n, 96]`` pieces of the spectrogram.
+    """
+    buf = np.zeros(N_FFT // 2)  # the padded signal from the next frame's first sample
+    done, n_samples = 0, 0
+    for block in blocks:
+        buf = np.concatenate([buf, np.asarray(block, dtype=np.float64)])
+        n_samples += len(block)
+        n = (len(buf) - N_FFT) // HOP + 1 if len(buf) >= N_FFT else 0
+        if n > 0:
+            yield _frames(buf, n)
+            buf, done = buf[n * HOP :].copy(), done + n
+    rest = -(-n_samples // HOP) + 1 - done
+    if rest > 0:
+        yield _frames(np.pad(buf, (0, (rest - 1) * HOP + N_FFT - len(buf))), rest)
 
 
 def spectrogram_blocks(spec: np.ndarray, policy: ClipPolicy) -> np.ndarray:
@@ -199,6 +228,27 @@ class AisfxEncoder:
             for batch in progress(batches, len(batches), "aisfx", len(blocks)):
                 out.append(model(torch.from_numpy(np.ascontiguousarray(batch))).numpy())
         return np.concatenate(out).astype(np.float32)
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One clip's embedding from consecutive 44.1 kHz mono blocks, in bounded memory.
+
+        The spectrogram is computed as the samples arrive (:func:`stream_log_mel`: the same
+        frames), cut into the policy's blocks as their frames arrive
+        (:meth:`ClipPolicy.stream_windows`: the same blocks, in the same batches of
+        :attr:`batch_size`) and the block embeddings averaged: equal to :meth:`embed` up to
+        float rounding of the mean.
+
+        Returns:
+            float32 ``[512]``.
+        """
+
+        def embed_blocks(windows: Sequence[np.ndarray]) -> np.ndarray:
+            return self.block_embeddings(np.stack(windows))
+
+        frames = stream_log_mel(blocks)
+        return windowed_mean_stream(
+            embed_blocks, frames, self.policy, FRAME_RATE, windows_per_call=self.batch_size
+        )
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """Embed mono 44.1 kHz waveforms.

@@ -14,13 +14,13 @@ The weights come from the Hugging Face hub; offline, pass a local ``save_pretrai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from harken.data.audio import ClipPolicy
 from harken.encoders._hf import chunks, load_or_unavailable, masked_mean, progress
-from harken.encoders.base import ENCODERS, windowed_mean
+from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
 
 DEFAULT_MODEL = "MIT/ast-finetuned-audioset-10-10-0.4593"
 SAMPLE_RATE = 16000
@@ -109,6 +109,18 @@ class AstEncoder:
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
         return windowed_mean(self._embed_windows, batch, self.policy, self.sample_rate)
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One clip's embedding from consecutive 16 kHz mono blocks: the same policy windows
+        as :meth:`embed`, cut as they arrive; the mean equals :meth:`embed`'s up to float
+        rounding.
+
+        Returns:
+            float32 ``[dim]``.
+        """
+        return windowed_mean_stream(
+            self._embed_windows, blocks, self.policy, self.sample_rate, self.batch_size
+        )
 
 
 @ENCODERS.register("ast")

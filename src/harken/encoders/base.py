@@ -14,6 +14,10 @@ Every encoder — audio, text or image, offline or hub — is an object with:
   resizes and crops them itself, deterministically.
 * ``config() -> dict``: everything that changes the output (model id, revision, pooling, policy),
   part of the feature-store key and of the run manifest.
+* optionally, for audio, ``embed_stream(blocks) -> np.ndarray``: float32 ``[dim]`` for one clip
+  given as consecutive mono blocks at ``sample_rate``, in memory bounded by the block size, equal
+  to ``embed([concatenated blocks])[0]`` up to float rounding (the same windows/frames, the
+  same maths); :func:`harken.encoders.stream.embed_audio_file` uses it for long clips.
 
 Encoders are deterministic (eval mode, no random crops): a clip embeds identically alone and in a
 batch, call after call. They batch internally and show progress on long inputs.
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -92,6 +96,49 @@ def windowed_mean(
     owners_arr = np.asarray(owners)
     out = np.stack([emb[owners_arr == i].mean(axis=0) for i in range(len(waves))])
     return out.astype(np.float32)
+
+
+def windowed_mean_stream(
+    encoder_fn,
+    blocks: Iterable[np.ndarray],
+    policy: ClipPolicy,
+    sample_rate: int,
+    windows_per_call: int = 16,
+) -> np.ndarray:
+    """:func:`windowed_mean` of one clip given as consecutive blocks, in bounded memory.
+
+    The clip's policy windows (:meth:`ClipPolicy.stream_windows`: the same windows) are
+    embedded ``windows_per_call`` at a time and summed in float64; the result is their mean.
+    It equals ``windowed_mean(encoder_fn, [clip], policy, sample_rate)[0]`` up to float32
+    rounding of the mean (and whatever ``encoder_fn`` changes with its batch composition).
+
+    Args:
+        encoder_fn: Maps a list of windows to ``[W, D]``.
+        blocks: Mono waveform pieces at ``sample_rate``.
+        policy: Clip policy (held in bounded memory when :meth:`ClipPolicy.streams`).
+        sample_rate: Rate of ``blocks``.
+        windows_per_call: Windows held before they are embedded.
+
+    Returns:
+        float32 ``[D]``.
+    """
+    total, count, pending = None, 0, []
+
+    def flush() -> None:
+        nonlocal total, count
+        emb = np.asarray(encoder_fn(pending), dtype=np.float32)
+        part = emb.sum(axis=0, dtype=np.float64)
+        total = part if total is None else total + part
+        count += len(emb)
+        pending.clear()
+
+    for window in policy.stream_windows(blocks, sample_rate):
+        pending.append(window)
+        if len(pending) >= windows_per_call:
+            flush()
+    if pending:
+        flush()
+    return (total / count).astype(np.float32)
 
 
 def embed_videos(

@@ -46,7 +46,7 @@ mode under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ from harken.encoders._hf import (
     progress,
     resolve_model,
 )
-from harken.encoders.base import ENCODERS, windowed_mean
+from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
 from harken.errors import AudioError, ConfigError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
@@ -345,6 +345,25 @@ class ClapAudioEncoder(_ClapBase):
         mean = windowed_mean(self._embed_windows, batch, self.policy, self.sample_rate)
         norms = np.linalg.norm(mean, axis=1, keepdims=True)
         return (mean / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One clip's embedding from consecutive mono blocks at :attr:`sample_rate`.
+
+        The policy's windows are cut as their samples arrive (the same windows as
+        :meth:`embed`), embedded a batch at a time and summed; the re-normalised mean equals
+        :meth:`embed`'s up to float rounding. Memory: one block plus one batch of windows.
+
+        Returns:
+            float32 ``[dim]``, unit norm.
+        """
+        mean = windowed_mean_stream(
+            self._embed_windows,
+            blocks,
+            self.policy,
+            self.sample_rate,
+            windows_per_call=self.batch_size,
+        )
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 class ClapTextEncoder(_ClapBase):

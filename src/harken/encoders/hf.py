@@ -16,7 +16,7 @@ model-specific choices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from harken.encoders._hf import (
     progress,
     resolve_model,
 )
-from harken.encoders.base import ENCODERS, windowed_mean
+from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
 from harken.errors import ConfigError
 
 
@@ -162,6 +162,20 @@ class HfEncoder:
         if self.modality == "audio":
             return windowed_mean(self._embed_audio_windows, batch, self.policy, self.sample_rate)
         return self._embed_texts([str(t) for t in batch])
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One audio clip's embedding from consecutive mono blocks at :attr:`sample_rate`: the
+        same policy windows as :meth:`embed`, cut as they arrive; the mean equals
+        :meth:`embed`'s up to float rounding.
+
+        Raises:
+            ConfigError: the model embeds text, not audio.
+        """
+        if self.modality != "audio":
+            raise ConfigError(f"{self.name} embeds text, not audio")
+        return windowed_mean_stream(
+            self._embed_audio_windows, blocks, self.policy, self.sample_rate
+        )
 
 
 @ENCODERS.register("hf")

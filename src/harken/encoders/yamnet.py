@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
-from harken.encoders.base import ENCODERS, windowed_mean
+from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
 from harken.resources import package_dir
 
 SAMPLE_RATE = 16000
@@ -175,11 +175,44 @@ class YamnetEncoder:
         logits = p["class_scores_scale"] * (raw - p["class_scores_zero_point"])
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
-    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        def per_window(windows):
-            return np.stack([self.patch_scores(w).mean(axis=0) for w in windows])
+    def _per_window(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self.patch_scores(w).mean(axis=0) for w in windows])
 
-        return windowed_mean(per_window, batch, self.policy, self.sample_rate)
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        return windowed_mean(self._per_window, batch, self.policy, self.sample_rate)
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One clip's embedding from consecutive 16 kHz mono blocks, in bounded memory.
+
+        With the default policy (no windows) the clip's patches are scored as their samples
+        arrive — patch ``k`` covers samples ``[7680 k, 7680 k + 15712)`` wherever the block
+        boundaries fall — and averaged: the same patches as :meth:`embed`, whose mean differs
+        only by float rounding. A clip shorter than one patch is embedded as :meth:`embed` does.
+        A windowing policy streams its windows (:func:`windowed_mean_stream`).
+
+        Returns:
+            float32 ``[521]``.
+        """
+        if self.policy.max_seconds is not None:
+            return windowed_mean_stream(self._per_window, blocks, self.policy, self.sample_rate)
+        step = PATCH_HOP * HOP  # samples between patch starts
+        need = N_FFT + (PATCH_FRAMES - 1) * HOP  # samples of one patch
+        first = max(need, round(self.policy.min_seconds * SAMPLE_RATE))  # else embed() pads
+        total, count = None, 0
+        buf = np.zeros(0, np.float32)
+        for block in blocks:
+            buf = np.concatenate([buf, np.asarray(block, np.float32)])
+            if len(buf) < (first if total is None else need):
+                continue
+            n_patches = 1 + (len(buf) - need) // step
+            scores = self.patch_scores(buf[: (n_patches - 1) * step + need])
+            part = scores.sum(axis=0, dtype=np.float64)
+            total = part if total is None else total + part
+            count += len(scores)
+            buf = buf[n_patches * step :].copy()
+        if total is None:  # too short to stream: padded exactly as embed() pads it
+            return self.embed([buf])[0]
+        return (total / count).astype(np.float32)
 
 
 @ENCODERS.register("yamnet")

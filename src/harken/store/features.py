@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from harken.data.audio import load_audio
 from harken.data.manifest import Clip
 from harken.encoders.base import Encoder, config_hash
+from harken.encoders.stream import embed_audio_file, is_long_clip
 from harken.errors import AudioError, DataError, VideoError
 from harken.store.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
@@ -222,7 +223,8 @@ def encode_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
     Raises:
         AudioError / VideoError: naming the clip id and file that could not be used.
     """
-    return np.asarray(encoder.embed([_decode(encoder, c) for c in clips]), dtype=np.float32)
+    emb, _, _ = _encode(encoder, clips, skip_bad=False)
+    return emb
 
 
 @dataclass(frozen=True)
@@ -253,21 +255,59 @@ def encode_usable(
         ``(embeddings [len(kept), D], kept indices into clips, bad clips)``. A clip whose
         embedding is NaN/inf counts as bad.
     """
-    inputs, kept, bad = [], [], []
+    return _encode(encoder, clips, skip_bad=True)
+
+
+def _encode(
+    encoder: Encoder, clips: Sequence[Clip], skip_bad: bool
+) -> tuple[np.ndarray, list[int], list[BadClip]]:
+    """Embed ``clips``: ordinary clips decoded in memory and embedded in one batch; audio clips
+    longer than :data:`~harken.encoders.stream.LONG_CLIP_SECONDS` streamed block by block
+    (memory flat in clip length). With ``skip_bad`` unusable clips are returned as
+    :class:`BadClip` instead of raised."""
+    inputs: list[np.ndarray] = []
+    batched: list[int] = []
+    streamed: dict[int, np.ndarray] = {}
+    bad: list[BadClip] = []
     for i, clip in enumerate(clips):
         try:
-            inputs.append(_decode(encoder, clip))
-            kept.append(i)
+            if encoder.modality == "audio" and _is_long(clip):
+                streamed[i] = _stream(encoder, clip)
+            else:
+                inputs.append(_decode(encoder, clip))
+                batched.append(i)
         except _BAD_CLIP_ERRORS as exc:
+            if not skip_bad:
+                raise
             bad.append(_bad(clip, exc))
-    if not inputs:
-        return np.zeros((0, 0), np.float32), [], bad
-    emb = np.asarray(encoder.embed(inputs), dtype=np.float32)
+    rows: dict[int, np.ndarray] = dict(streamed)
+    if inputs:
+        rows.update(zip(batched, np.asarray(encoder.embed(inputs), dtype=np.float32), strict=True))
+    kept = sorted(rows)
+    if not kept:
+        return np.zeros((0, encoder.dim), np.float32), [], bad
+    emb = np.stack([rows[i] for i in kept]).astype(np.float32, copy=False)
+    if not skip_bad:
+        return emb, kept, bad
     finite = np.isfinite(emb).all(axis=1)
     for j in np.flatnonzero(~finite):
         clip = clips[kept[j]]
         bad.append(_bad(clip, AudioError(f"{clip.audio_path}: the encoder returned NaN/inf")))
     return emb[finite], [k for k, ok in zip(kept, finite, strict=True) if ok], bad
+
+
+def _is_long(clip: Clip) -> bool:
+    try:
+        return is_long_clip(clip.audio_path, clip.start, clip.end)
+    except AudioError as exc:
+        raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
+
+
+def _stream(encoder: Encoder, clip: Clip) -> np.ndarray:
+    try:
+        return embed_audio_file(encoder, clip.audio_path, clip.start, clip.end)
+    except AudioError as exc:
+        raise AudioError(f"clip {clip.clip_id!r}: {exc}") from exc
 
 
 # --- the store ---------------------------------------------------------------------------------
