@@ -19,7 +19,7 @@ import numpy as np
 
 from harken.data.manifest import Clip
 from harken.encoders.base import get_encoder
-from harken.errors import ConfigError, DataError
+from harken.errors import AudioError, ConfigError, DataError
 from harken.experiment import ExperimentConfig, run_experiment
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
@@ -301,7 +301,7 @@ def _sized(clips: list[Clip], strict: bool) -> tuple[list[Clip], list[BadClip]]:
         try:
             _check_size(clip.audio_path)
             ok.append(clip)
-        except DataError as exc:
+        except (AudioError, DataError) as exc:
             if strict:
                 raise
             bad.append(BadClip(clip, str(exc)))

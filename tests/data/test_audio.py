@@ -352,3 +352,34 @@ def test_stream_windows_equal_in_memory_windows(policy, length):
     frames = np.stack([wave, -wave], axis=1)  # 2-D frames pad with zero rows like samples
     got = list(policy.stream_windows(np.split(frames, [2, 7]) if length > 7 else [frames], 10))
     np.testing.assert_array_equal(np.stack([g[:, 0] for g in got]), np.stack(expected))
+
+
+def test_a_truncated_wav_is_refused_not_decoded_short(tmp_path):
+    import soundfile as sf
+
+    from harken.data.audio import load_audio, stream_audio
+
+    full = tmp_path / "full.wav"
+    sf.write(full, np.full(16000, 0.1, np.float32), 16000, subtype="PCM_16")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    assert len(load_audio(full)[0]) == 16000
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated WAV file.*ends 16022 bytes short"):
+        load_audio(cut)
+    with pytest.raises(AudioError, match="truncated"):
+        list(stream_audio(cut, 16000))
+
+
+def test_a_wav_whose_size_was_left_open_by_a_streaming_writer_still_decodes(tmp_path):
+    import soundfile as sf
+
+    from harken.data.audio import load_audio
+
+    path = tmp_path / "open.wav"
+    sf.write(path, np.full(1600, 0.1, np.float32), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data")
+    data[at + 4 : at + 8] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert len(load_audio(path)[0]) == 1600

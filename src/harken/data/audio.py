@@ -56,7 +56,46 @@ def _check_source(path: str | Path, start: float | None = None, end: float | Non
         raise AudioError(f"{path}: the file is empty (0 bytes); re-export or remove it")
     if start is not None and end is not None and end <= start:
         raise AudioError(f"{path}: span end {end} s is not after start {start} s")
+    if path.suffix.lower() == ".wav":
+        _check_wav_complete(path)
     return path
+
+
+_WAV_SIZE_UNKNOWN = (0, 0xFFFFFFFF)  # streaming writers / RF64 leave the size open
+
+
+def _check_wav_complete(path: Path) -> None:
+    """Refuse a RIFF/WAVE file whose ``data`` chunk promises more bytes than the file holds.
+
+    libsndfile decodes such a file silently up to where it ends, so an interrupted copy or
+    download would be embedded as a shorter clip with no word said. Files that are not
+    RIFF/WAVE (soundfile or FFmpeg then decides), and sizes left open by streaming writers
+    (0 or 0xFFFFFFFF), pass.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"data":
+                if chunk_size in _WAV_SIZE_UNKNOWN:
+                    return
+                missing = offset + 8 + chunk_size - size
+                if missing > 0:
+                    raise AudioError(
+                        f"{path}: truncated WAV file: its header promises {chunk_size} bytes of "
+                        f"audio but the file ends {missing} bytes short (an interrupted copy or "
+                        "download?); copy or export the file again"
+                    )
+                return
+            offset += 8 + chunk_size + (chunk_size & 1)
 
 
 def _decode_error(path: Path, exc: Exception) -> AudioError:
