@@ -188,7 +188,7 @@ def test_save_replaces_an_index_but_never_another_folder(small, tmp_path):
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"\xff")
-    with pytest.raises(DataError, match="photos exists and is not a harken index"):
+    with pytest.raises(ConfigError, match="photos exists and is not a harken index"):
         small.save(other)
     assert (other / "cat.jpg").read_bytes() == b"\xff"
 
@@ -203,11 +203,11 @@ def test_a_folder_with_a_foreign_index_json_is_never_replaced(small, tmp_path):
     (folder / "index.json").write_text('{"pages": [1, 2, 3]}')  # some other tool's index
     (folder / "thesis.tex").write_text("years of work")
     before = _tree(folder)
-    with pytest.raises(DataError, match="mine exists and is not a harken index"):
+    with pytest.raises(ConfigError, match="mine exists and is not a harken index"):
         small.save(folder)
     assert _tree(folder) == before
     (folder / "index.json").write_text("not even json")
-    with pytest.raises(DataError, match="not a harken index"):
+    with pytest.raises(ConfigError, match="not a harken index"):
         EmbeddingIndex.check_target(folder)
 
 
@@ -215,7 +215,7 @@ def test_a_harken_index_holding_other_files_is_never_replaced(small, tmp_path):
     folder = small.save(tmp_path / "idx")
     (folder / "notes.md").write_text("my notes on this index")
     before = _tree(folder)
-    with pytest.raises(DataError, match=r"holds files a harken index does not \(notes\.md\)"):
+    with pytest.raises(ConfigError, match=r"holds files a harken index does not \(notes\.md\)"):
         small.save(folder)
     assert _tree(folder) == before
     (folder / "notes.md").unlink()
@@ -235,7 +235,7 @@ def test_index_refuses_a_foreign_folder_before_any_work(tmp_path, monkeypatch):
 
     monkeypatch.setattr(api, "joint_space", no_work)
     monkeypatch.setattr(api, "_index_clips", no_work)
-    with pytest.raises(DataError, match="not a harken index"):
+    with pytest.raises(ConfigError, match="not a harken index"):
         api.index(["clips/"], folder)
     assert _tree(folder) == {"index.json": b"{}"}
 
