@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harken.data.readers.avgzsl import load_published_features, write_synthetic_features
-from harken.errors import DataError, HarkenError, ModelUnavailableError
+from harken.errors import DataError, ModelUnavailableError
 
 DIMS = {"audio": 4, "video": 4, "w2v": 3, "clip": 3, "clap": 3}
 
