@@ -451,7 +451,9 @@ def test_labels_file_problems_are_data_errors(tmp_path, capsys):
     latin.write_bytes(b"chop\ncaf\xe9\n")
     assert main(["predict", "a.wav", "--labels-file", str(latin)]) == 1
     err = capsys.readouterr().err
-    assert str(latin) in err and "byte 8, line 2" in err and "save it as UTF-8" in err
+    assert (
+        f"{latin}, line 2: not UTF-8 text (byte 8" in err and "save the labels file as UTF-8" in err
+    )
     assert main(["predict", "a.wav", "--labels-file", str(tmp_path)]) == 1
     assert "is a folder; give a text file with one candidate label per line" in (
         capsys.readouterr().err

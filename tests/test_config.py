@@ -120,7 +120,7 @@ def test_file_problems_are_config_errors(tmp_path):
         ExperimentConfig.from_toml(tmp_path)
     latin = tmp_path / "latin.toml"
     latin.write_bytes(b'[data]\ntarget = "caf\xe9"\n')
-    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 20, line 2\); save it as UTF-8"):
+    with pytest.raises(ConfigError, match=r"latin\.toml, line 2: not UTF-8 text \(byte 20: "):
         ExperimentConfig.from_toml(latin)
     assert _error(tmp_path, "[protocol\nfolds = 3").startswith("invalid TOML")
 

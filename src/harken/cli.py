@@ -172,24 +172,11 @@ def parse_labels_option(text: str) -> list[str]:
 
 def read_labels_file(path: Path) -> list[str]:
     """Non-blank lines of a UTF-8 labels file (a byte-order mark is ignored), stripped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: labels file not found; check the path") from None
-    except IsADirectoryError:
-        raise DataError(
-            f"{path}: is a folder; give a text file with one candidate label per line"
-        ) from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the labels file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {exc.start}, line {line}: "
-            f"{data[exc.start : exc.end]!r}); save it as UTF-8"
-        ) from None
+    from harken.textfiles import read_utf8
+
+    text = read_utf8(
+        path, "labels file", DataError, "give a text file with one candidate label per line"
+    )
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -42,6 +42,7 @@ from harken.protocols.splits import (
 from harken.reports.results import results_markdown, summarise
 from harken.store.features import FeatureStore, Usable, array_digest
 from harken.store.runs import RunFolder
+from harken.textfiles import read_utf8
 from harken.typecheck import describe, matches, shown
 
 DEFAULT_METHODS = ("linear", "conse", "bridge")
@@ -385,21 +386,7 @@ def _share(n_classes: int, fraction: float) -> int:
 
 
 def _read_toml(path: Path) -> dict:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give the experiment's .toml file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start}, line {line}); save it as UTF-8"
-        ) from None
+    text = read_utf8(path, "config file", ConfigError, "give the experiment's .toml file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

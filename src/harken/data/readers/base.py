@@ -11,6 +11,7 @@ from pathlib import Path
 from harken.data.manifest import Manifest
 from harken.errors import DataError
 from harken.registry import Registry
+from harken.textfiles import read_utf8
 
 READERS: Registry[Manifest] = Registry("dataset")
 """Dataset name → reader ``(data_dir=None, **options) -> Manifest``."""
@@ -25,22 +26,7 @@ def read_csv_text(path: Path) -> str:
         DataError: the file is missing, a folder, unreadable, or not UTF-8 (the message names
             the line and byte offset of the first undecodable byte).
     """
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; give the CSV file inside it")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the path or the dataset's data_dir")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: not UTF-8 text (byte {exc.start}: "
-            f"{data[exc.start : exc.end]!r}); save the CSV as UTF-8"
-        ) from None
+    return read_utf8(path, "CSV", DataError, "give the CSV file inside it")
 
 
 def iter_csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
