@@ -257,6 +257,15 @@ def _mode(args, default: str) -> str:
     return default
 
 
+def _add_strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
+        "skipping it and listing it at the end",
+    )
+
+
 def _add_mode_flags(p: argparse.ArgumentParser, default_overwrite: bool = False) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -304,12 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--data-dir", help="dataset folder (overrides the config)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
-        "skipping it and listing it at the end",
-    )
+    _add_strict_flag(p)
     _add_mode_flags(p)
     p.set_defaults(func=_cmd_run)
 
@@ -377,12 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--multi-label", action="store_true", help="sigmoid instead of softmax probabilities"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
-        "skipping it and listing it at the end",
-    )
+    _add_strict_flag(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
@@ -401,12 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="search backend (default auto: exact below 50,000 clips, FAISS above)",
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
-        "skipping it and listing it at the end",
-    )
+    _add_strict_flag(p)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(
@@ -466,12 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output .npy file; <name>.files.txt beside it lists the file of each row",
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable file (missing, empty, silent, corrupt) instead of "
-        "skipping it and listing it at the end",
-    )
+    _add_strict_flag(p)
     p.set_defaults(func=_cmd_embed)
     return parser
 
