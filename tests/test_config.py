@@ -204,3 +204,22 @@ def test_path_fields_take_path_objects_and_empty_values_are_named():
     ).validate()
     with pytest.raises(ConfigError, match=r"^\[data\] target is empty"):
         ExperimentConfig(target=" ").validate()
+
+
+def test_paths_in_the_file_are_relative_to_it_and_on_the_command_line_to_the_cwd(
+    tmp_path, monkeypatch
+):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    cfg = configs / "run.toml"
+    cfg.write_text('[data]\ndata_dir = "data"\n[store]\nstore_dir = "features"\n')
+    monkeypatch.chdir(tmp_path)
+    from_file = ExperimentConfig.from_toml(cfg)
+    assert from_file.data_dir == str(configs / "data")
+    assert from_file.store_dir == str(configs / "features")
+    given = ExperimentConfig.from_toml(
+        cfg, data_dir="../shared/data", store_dir="cache", dataset="kitchen20"
+    )
+    assert given.data_dir == str((tmp_path / "../shared/data").resolve())
+    assert given.store_dir == str(tmp_path / "cache")
+    assert given.dataset == "kitchen20"  # a registered name, not a path

@@ -143,8 +143,11 @@ class ExperimentConfig:
         """
         raw = _read_toml(Path(path))
         flat, origins = _flatten(raw, path)
+        _resolve_paths(flat, Path(path))  # the file's relative paths: from the file's folder
         for key, value in overrides.items():
             if value is not None:
+                if key in FOLDER_FIELDS and isinstance(value, str | Path):
+                    value = str(Path(value).resolve())  # the command line's: from the cwd
                 flat[key], origins[key] = value, f"{key} (from the command line)"
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(flat) - known)
@@ -154,7 +157,6 @@ class ExperimentConfig:
                 f"known keys: {', '.join(sorted(known - {'method_options'}))} (sections "
                 f"{', '.join(f'[{s}]' for s in SECTIONS)}, options under [methods.<name>])"
             )
-        _resolve_paths(flat, Path(path))
         config = cls(**flat)
         config._source, config._origins = str(path), origins
         config.validate()
@@ -357,6 +359,9 @@ FEATURE_OPTIONS = ("features", "audio", "video")
 #: Fields that hold a path: a :class:`~pathlib.Path` is as good as a string there.
 PATH_FIELDS = ("dataset", "data_dir", "store_dir", "splits_dir", "gzsl_split")
 
+#: Path fields that always name a file or folder (``dataset`` may also be a registered name).
+FOLDER_FIELDS = ("data_dir", "store_dir", "splits_dir", "gzsl_split")
+
 
 def _at_least(low: int) -> tuple:
     return (lambda v: v >= low), f"an integer ≥ {low}"
@@ -421,7 +426,7 @@ def _flatten(raw: dict, path: Path) -> tuple[dict, dict[str, str]]:
 
 def _resolve_paths(flat: dict, path: Path) -> None:
     """Paths in the file are relative to the file's folder."""
-    for key in ("gzsl_split", "splits_dir", "data_dir"):
+    for key in FOLDER_FIELDS:
         if isinstance(flat.get(key), str) and flat[key] and not Path(flat[key]).is_absolute():
             flat[key] = str((path.parent / flat[key]).resolve())
     dataset = flat.get("dataset")
