@@ -116,6 +116,19 @@ def test_new_run_refuses_a_non_empty_folder(tmp_path):
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
+def test_a_run_that_stopped_before_writing_anything_does_not_block_a_new_one(tmp_path):
+    started = RunFolder(tmp_path / "run")
+    started.begin({"data_dir": "/wrong/place"})  # e.g. the dataset could not be read
+    again = RunFolder(tmp_path / "run")  # mode "new": nothing of the first run to keep
+    again.begin({"data_dir": "/right/place"})
+    assert json.loads((tmp_path / "run" / MARKER).read_text())["config"] == {
+        "data_dir": "/right/place"
+    }
+    again.write_json("results.json", {})
+    with pytest.raises(ConfigError, match="not empty"):
+        RunFolder(tmp_path / "run")
+
+
 def test_overwrite_clears_a_harken_run_folder(tmp_path):
     run = _harken_run(tmp_path / "run")
     (run / "units").mkdir()

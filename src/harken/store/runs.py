@@ -156,6 +156,9 @@ class RunFolder:
             raise ConfigError(f"{self.path}: exists and is not a folder; choose another --out")
         if not self.path.exists() or not any(self.path.iterdir()):
             return
+        only_marker = [c.name for c in self.path.iterdir()] == [MARKER]
+        if only_marker and recorded_run(self.path) is not None:
+            return  # a run that stopped before writing anything: nothing to keep or mix
         if self.mode == "new":
             raise ConfigError(
                 f"{self.path}: the run folder is not empty; pass --overwrite to replace its run "
