@@ -249,6 +249,20 @@ def test_encode_clips_is_a_pure_function_of_the_clips(kitchen20_clips):
         )
 
 
+def test_decoded_audio_held_before_embedding_is_bounded(kitchen20_clips, monkeypatch):
+    """Clips are handed to the encoder in sub-batches once the decoded samples pass the budget
+    (5 s clips at 16 kHz are 80,000 samples: a budget of 200,000 holds three), and the rows
+    are those of one batch."""
+    clips = kitchen20_clips[:7]
+    whole = StatsEncoder()
+    expected = encode_clips(whole, clips)
+    assert whole.calls == [7]
+    monkeypatch.setattr(features_module, "MAX_DECODED_VALUES", 200_000)
+    bounded = StatsEncoder()
+    np.testing.assert_array_equal(encode_clips(bounded, clips), expected)
+    assert bounded.calls == [3, 3, 1]
+
+
 def test_array_digest_is_stable_and_content_sensitive(tmp_path, kitchen20_clips):
     store = _store(tmp_path)
     encoder = StatsEncoder()

@@ -66,6 +66,11 @@ log = logging.getLogger(__name__)
 #: Bump it when any of them changes, so stored embeddings are recomputed.
 PREPROCESSING_VERSION = 2
 
+#: Decoded samples (or pixels) held before they are embedded: 32 Mi float32 values, 128 MiB, so
+#: a batch of long clips cannot grow memory (a shard of 64 four-minute 48 kHz clips would hold
+#: 2.9 GB at once).
+MAX_DECODED_VALUES = 32 * 2**20
+
 _KEY_FORMAT = "harken-clip-key-1"
 _SHARD_NAME = re.compile(r"^shard-([0-9a-f]{64})\.npz$")
 _BAD_CLIP_ERRORS = (AudioError, DataError)  # VideoError is a DataError
@@ -267,12 +272,20 @@ def _encode(
     :class:`BadClip` instead of raised."""
     inputs: list[np.ndarray] = []
     batched: list[int] = []
-    streamed: dict[int, np.ndarray] = {}
+    rows: dict[int, np.ndarray] = {}
     bad: list[BadClip] = []
+
+    def flush() -> None:  # embedding in sub-batches changes no row (encoders are per-item)
+        if inputs:
+            emb = np.asarray(encoder.embed(inputs), dtype=np.float32)
+            rows.update(zip(batched, emb, strict=True))
+            inputs.clear()
+            batched.clear()
+
     for i, clip in enumerate(clips):
         try:
             if encoder.modality == "audio" and _is_long(clip):
-                streamed[i] = _stream(encoder, clip)
+                rows[i] = _stream(encoder, clip)
             else:
                 inputs.append(_decode(encoder, clip))
                 batched.append(i)
@@ -280,9 +293,9 @@ def _encode(
             if not skip_bad:
                 raise
             bad.append(_bad(clip, exc))
-    rows: dict[int, np.ndarray] = dict(streamed)
-    if inputs:
-        rows.update(zip(batched, np.asarray(encoder.embed(inputs), dtype=np.float32), strict=True))
+        if sum(x.size for x in inputs) > MAX_DECODED_VALUES:
+            flush()
+    flush()
     kept = sorted(rows)
     if not kept:
         return np.zeros((0, encoder.dim), np.float32), [], bad
