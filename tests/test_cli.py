@@ -646,3 +646,12 @@ def test_each_protocol_prints_its_own_table():
         "methods": {"linear": {"UA": ms, "WA": ms, "UP": ms}},
     }
     assert results_table(kfold).splitlines()[0].split() == ["method", "UA", "WA", "UP"]
+
+
+def test_gzsl_features_seeds_must_be_integers(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["gzsl-features", str(tmp_path), "--dataset", "UCF", "--seeds", "0,a", "--out", "x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "'0,a' is not a comma-separated list of integers" in err
+    assert "Traceback" not in err

@@ -82,7 +82,7 @@ def _cmd_gzsl_features(args) -> None:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         split=args.split,
         release=args.release,
-        seeds=[int(x) for x in args.seeds.split(",")],
+        seeds=args.seeds,
         calibration=args.calibration,
         split_dir=args.split_dir,
         mode=_mode(args, "new"),
@@ -257,6 +257,19 @@ def _mode(args, default: str) -> str:
     return default
 
 
+def _seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]`` (argparse reports anything else as a usage error)."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers such as 0,1,2"
+        ) from None
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds must be integers ≥ 0")
+    return seeds
+
+
 def _add_strict_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strict",
@@ -350,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="cls_split", help="main_split or cls_split (default)")
     p.add_argument("--release", default="auto", help="avca, clipclap or auto (default)")
     p.add_argument("--methods", default="clipclap,kda", help="comma-separated method names")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument(
+        "--seeds", default=[0], type=_seed_list, help="comma-separated seeds (default: 0)"
+    )
     p.add_argument("--calibration", help="calibration grid lo:hi:steps (default: per method)")
     p.add_argument("--split-dir", help="split files to use instead of the release's")
     p.add_argument("--out", required=True, help="run folder to write")
