@@ -504,17 +504,32 @@ def _read_state_dict(path: Path) -> dict:
 
 
 def _not_weights_only(path: Path, exc: Exception) -> str:
-    """Why a checkpoint was refused, and the snippet that converts a trusted one."""
-    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    """Why a checkpoint was refused, and how to convert a trusted one without a full unpickle.
+
+    torch names the first global the file needs (e.g. ``argparse.Namespace``, training
+    arguments saved beside the weights); the snippet allows exactly that one class for a
+    ``weights_only`` load and saves the bare state dict.
+    """
+    text = str(exc)
+    needed = re.search(r"GLOBAL ([\w.]+)", text)
+    out = str(path.with_suffix(".weights.pth"))
+    head = (
+        f"refusing to load MS-CLAP weights {path}: the file pickles more than tensors"
+        f"{f' ({needed.group(1)})' if needed else ''}, and unpickling it could run code. harken "
+        "only loads weights (torch.load(weights_only=True))."
+    )
+    if needed is None:
+        return f"{head} Save the model's state_dict() with torch.save and pass that file."
+    name = needed.group(1)
     return (
-        f"refusing to load MS-CLAP weights {path}: the file pickles more than tensors "
-        f"({reason[:300]}), and unpickling it could run code. harken only loads weights "
-        "(torch.load(weights_only=True)). If you trust the file, convert it once, in a trusted "
-        "environment, and pass the converted file instead:\n"
-        "    import torch\n"
-        f"    ckpt = torch.load({str(path)!r}, map_location='cpu', weights_only=False)\n"
-        "    torch.save({'model': ckpt.get('model', ckpt) if isinstance(ckpt, dict) "
-        f"else ckpt.state_dict()}}, {str(path.with_suffix('.weights.pth'))!r})"
+        f"{head} If you trust the file and {name} is plain data (a class such as "
+        "argparse.Namespace, never a function such as builtins.open or os.system), allow just "
+        "it and save the weights once (torch names one class at a time: add any further ones "
+        "it asks for):\n"
+        f"    import torch, {name.rpartition('.')[0]}\n"
+        f"    with torch.serialization.safe_globals([{name}]):\n"
+        f"        ckpt = torch.load({str(path)!r}, map_location='cpu', weights_only=True)\n"
+        f"    torch.save({{'model': ckpt.get('model', ckpt)}}, {out!r})"
     )
 
 
