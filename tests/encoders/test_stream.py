@@ -172,3 +172,14 @@ def test_tiny_and_near_silent_clips_are_embedded_with_a_warning(tmp_path):
         quiet = embed_audio_file(encoder, tmp_path / "quiet.wav")
     assert tiny.shape == quiet.shape == (521,)
     assert np.all(np.isfinite(tiny)) and np.all(np.isfinite(quiet))
+
+
+def test_a_short_span_is_not_long_without_reading_the_header(tmp_path, monkeypatch):
+    def no_header(*args, **kwargs):
+        raise AssertionError("the header was read for a short span")
+
+    monkeypatch.setattr(stream_mod, "span_duration", no_header)
+    # a segment of a long recording: decided from the span alone
+    assert not is_long_clip(__file__, 10.0, 15.0, long_seconds=20.0)
+    with pytest.raises(AssertionError, match="header was read"):
+        is_long_clip(__file__, 10.0, 45.0, long_seconds=20.0)

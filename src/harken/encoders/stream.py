@@ -41,6 +41,8 @@ def is_long_clip(
     if not Path(path).exists():
         return False
     limit = LONG_CLIP_SECONDS if long_seconds is None else long_seconds
+    if start is not None and end is not None and end - start <= limit:
+        return False  # a short span of any file (e.g. one segment of a long recording)
     seconds = span_duration(path, start, end)
     return seconds is None or seconds > limit
 

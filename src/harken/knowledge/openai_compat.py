@@ -37,8 +37,9 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class _ReadTimeoutHTTPConnection(http.client.HTTPConnection):
-    """Connects within ``timeout`` seconds, then waits ``read_timeout`` for each read."""
+class _ReadTimeout:
+    """Mixin for ``http.client`` connections: connect (TCP, proxy tunnel, TLS handshake) within
+    ``timeout`` seconds, then wait ``read_timeout`` for each read."""
 
     def __init__(self, *args, read_timeout: float, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -49,17 +50,12 @@ class _ReadTimeoutHTTPConnection(http.client.HTTPConnection):
         self.sock.settimeout(self.read_timeout)
 
 
-class _ReadTimeoutHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS: the TCP connection, proxy tunnel and TLS handshake within ``timeout`` seconds,
-    then ``read_timeout`` for each read."""
+class _ReadTimeoutHTTPConnection(_ReadTimeout, http.client.HTTPConnection):
+    pass
 
-    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+class _ReadTimeoutHTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
