@@ -206,8 +206,11 @@ def test_non_loopback_without_key_is_refused(tiny_lm, host):
 
 def test_bind_check_allows_loopback_or_a_key():
     for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
-        check_bind(host, None)
+        check_bind(host, None)  # no error
     check_bind("0.0.0.0", "secret")  # checked without binding: tests stay on loopback
+    for host in ("0.0.0.0", "192.0.2.1", "example.org"):
+        with pytest.raises(ConfigError, match="without an API key"):
+            check_bind(host, None)
 
 
 def test_cli_refuses_public_host_without_key(capsys):
