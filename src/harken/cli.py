@@ -53,7 +53,7 @@ def _cmd_demo(args) -> None:
     )
     for name, results in all_results.items():
         if name == "gzsl":
-            from harken.experiment_gzsl import gzsl_table
+            from harken.reports.results import gzsl_table
 
             n = len(results["protocol"]["splits"])
             print(
@@ -73,7 +73,8 @@ def _cmd_demo(args) -> None:
 
 
 def _cmd_gzsl_features(args) -> None:
-    from harken.experiment_gzsl import gzsl_table, run_published
+    from harken.experiment_gzsl import run_published
+    from harken.reports.results import gzsl_table
 
     results = run_published(
         args.root,

@@ -39,7 +39,7 @@ from harken.protocols.gzsl import (
     read_gzsl_split,
     write_gzsl_split,
 )
-from harken.reports.results import GZSL_METRICS, gzsl_markdown, gzsl_table  # noqa: F401
+from harken.reports.results import GZSL_METRICS, gzsl_markdown
 from harken.store.features import array_digest
 from harken.store.runs import RunFolder
 
