@@ -59,9 +59,16 @@ ENCODERS: Registry[Encoder] = Registry("encoder")
 
 
 def get_encoder(name: str, **kwargs) -> Encoder:
-    """Create a registered encoder by name (``"yamnet"``, ``"minilm"``, ``"sbert:<id>"``, ...)."""
+    """Create a registered encoder by name (``"yamnet"``, ``"minilm"``, ``"sbert:<id>"``, ...).
+
+    Text encoders come wrapped in :class:`~harken.encoders.textcache.CachedTextEncoder` (same
+    name, dim and config; embeddings from the persistent text-embedding cache when known)
+    unless ``HARKEN_TEXT_CACHE=0``.
+    """
+    from harken.encoders.textcache import cached
+
     _import_backends()
-    return ENCODERS.create(name, **kwargs)
+    return cached(ENCODERS.create(name, **kwargs))
 
 
 def available_encoders() -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harken.encoders._hf import PROGRESS_MIN, load_or_unavailable
+from harken.encoders._hf import load_or_unavailable, progress
 from harken.encoders.base import ENCODERS
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
@@ -33,6 +33,8 @@ class SbertEncoder:
 
     modality = "text"
     sample_rate = None
+    #: A text's row never depends on the other texts of a call (see :meth:`embed`).
+    batch_invariant = True
 
     def __init__(
         self,
@@ -87,7 +89,14 @@ class SbertEncoder:
         return model
 
     def embed(self, batch: Sequence[str]) -> np.ndarray:
-        """Embed texts.
+        """Embed texts; a text's row never depends on the other texts of the call.
+
+        sentence-transformers pads a batch to its longest text, and both the padding and the
+        batch's shape change float results slightly (≈1e-7), so a text embedded alone and in
+        a batch would differ. Here every forward pass has one shape per text: texts are grouped
+        by token count (no padding) and every pass holds exactly ``batch_size`` texts (a short
+        group is filled up with repeats of its own texts), so each row depends on its text and
+        ``batch_size`` only.
 
         Args:
             batch: Strings (any number; batched internally, progress bar from
@@ -99,14 +108,39 @@ class SbertEncoder:
         texts = [str(t) for t in batch]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        emb = self._load().encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=len(texts) >= PROGRESS_MIN,
-        )
-        return np.asarray(emb, dtype=np.float32)
+        model = self._load()
+        calls = [
+            group[start : start + self.batch_size]
+            for group in _token_count_groups(model, texts)
+            for start in range(0, len(group), self.batch_size)
+        ]
+        rows: list[np.ndarray | None] = [None] * len(texts)
+        for idx in progress(calls, len(calls), self.name, len(texts)):
+            filled = [texts[idx[k % len(idx)]] for k in range(self.batch_size)]
+            emb = model.encode(
+                filled,
+                batch_size=self.batch_size,
+                normalize_embeddings=self.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            for k, i in enumerate(idx):
+                rows[i] = emb[k]
+        return np.stack(rows).astype(np.float32)
+
+
+def _token_count_groups(model, texts: list[str]) -> list[list[int]]:
+    """Indices of ``texts`` grouped by their token count as the model truncates them (one text
+    per group when the model has no tokenizer to count with)."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return [[i] for i in range(len(texts))]
+    limit = getattr(model, "max_seq_length", None)
+    options = {"truncation": True, "max_length": limit} if limit else {}
+    groups: dict[int, list[int]] = {}
+    for i, tokens in enumerate(tokenizer(texts, **options)["input_ids"]):
+        groups.setdefault(len(tokens), []).append(i)
+    return list(groups.values())
 
 
 @ENCODERS.register("sbert")

@@ -24,7 +24,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-import scipy.special
 
 from harken.encoders.base import Encoder, get_encoder
 from harken.methods.conse import l2_normalize, label_affinity, top_t_weights
@@ -33,11 +32,15 @@ from harken.registry import Registry
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise ``exp(z_c) / Σ_c' exp(z_c')`` (single-label class probabilities)."""
+    import scipy.special  # here, not at the top: `import harken.api` stays light
+
     return scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Element-wise ``1 / (1 + exp(−z))`` (independent multi-label probabilities)."""
+    import scipy.special
+
     return scipy.special.expit(np.asarray(logits, dtype=np.float64))
 
 
