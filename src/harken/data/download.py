@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import http.client
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
+import urllib.parse
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-
-from tqdm.auto import tqdm
 
 from harken.errors import DataError
 
@@ -119,6 +115,12 @@ def download_file(
     Raises:
         DataError: network failure, truncated transfer, size or hash mismatch.
     """
+    import http.client  # here, not at the top: importing harken stays fast
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -249,7 +251,7 @@ def download_and_extract(
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        name = PurePosixPath(urllib.request.urlparse(url).path).name or "archive"
+        name = PurePosixPath(urllib.parse.urlparse(url).path).name or "archive"
         archive = download_file(url, work / name, sha256=sha256)
         extracted = work / "extracted"
         extract_archive(archive, extracted)

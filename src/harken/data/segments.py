@@ -15,14 +15,17 @@ import os
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from harken.data.audio import SOUNDFILE_SUFFIXES, AvReader, downmix, resample
 from harken.data.manifest import Clip, Manifest
 from harken.errors import AudioError
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 MAX_NAME = 180
 
@@ -123,6 +126,8 @@ def cut_segments(
     for clip in manifest.clips:
         if not _is_finished(outputs[clip.clip_id], sample_rate):
             todo[Path(clip.audio_path)].append(clip)
+    from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
+
     with tqdm(
         total=sum(map(len, todo.values())),
         desc=f"cut {manifest.name}",

@@ -51,7 +51,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from harken.data.audio import load_audio
 from harken.data.manifest import Clip
@@ -450,6 +449,8 @@ class FeatureStore:
         Raises:
             AudioError / VideoError: an unusable clip when not ``skip_bad``.
         """
+        from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
+
         report = FillReport(clips=len(clips))
         folder = self._prepare(dataset, encoder)
         wanted = self._keys(clips, encoder.modality, report, skip_bad)
