@@ -18,6 +18,8 @@ from harken.classify import (
     Prediction,
     Predictions,
     as_inputs,
+    check_device,
+    device_block,
     mono,
     score_kind,
 )
@@ -217,10 +219,21 @@ def test_compatibilities_are_not_probabilities_and_say_so(monkeypatch, blender):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_device_is_checked():
-    for bad in ("gpu", "cuda:x", "cpu:0", "tpu"):
-        with pytest.raises(ConfigError, match="is not one of cpu, cuda, cuda:<n>, mps"):
+def test_device_is_checked_before_anything_loads(monkeypatch):
+    monkeypatch.setattr(api, "joint_space", None)  # nothing may be built for a bad device
+    monkeypatch.setattr(api, "get_joint_space", None)
+    for bad in ("gpu", "cuda:x", "cpu:0", "tpu", ""):
+        with pytest.raises(ConfigError, match="is not one of cpu, cuda, cuda:<n>, mps, auto"):
             Classifier(LABELS, device=bad)
+    assert [check_device(d) for d in (None, "cpu", "CUDA:1", "mps", "auto")] == [
+        None,
+        "cpu",
+        "cuda:1",
+        "mps",
+        "auto",
+    ]
+    with device_block("cpu"):  # the CPU is always there (no torch import needed)
+        pass
 
 
 def test_results_convert_to_dicts_json_and_pandas(clf, blender, k20):

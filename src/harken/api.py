@@ -657,12 +657,22 @@ _SPACES: dict[tuple, JointSpace] = {}
 
 
 def joint_space(spec: str = "bridge", **options) -> JointSpace:
-    """A joint space, built once per process and argument set (models stay loaded between
-    ``predict`` / ``search`` calls, as a pipeline object would keep them)."""
-    key = (spec, tuple(sorted(options.items())))
+    """A joint space, built once per process, argument set and device (models stay loaded
+    between ``predict`` / ``search`` calls, as a pipeline object would keep them; a
+    ``use_device`` block gets spaces whose encoders load on its device)."""
+    key = (spec, tuple(sorted(options.items())), _device_now())
     if key not in _SPACES:
         _SPACES[key] = get_joint_space(spec, **options)
     return _SPACES[key]
+
+
+def _device_now() -> str:
+    """The device of the current ``use_device`` block (``harken.encoders.device``), else cpu."""
+    try:
+        from harken.encoders.device import current_device
+    except ImportError:  # a harken without device placement: everything runs on the CPU
+        return "cpu"
+    return current_device() or "cpu"
 
 
 def zero_shot_classifier(

@@ -29,6 +29,7 @@ scale at ±1; integer PCM is scaled by ``2^(bits−1)``. Several clips are a *li
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ SCORE_KINDS = {
 MAX_CHANNELS = 8
 
 #: Devices a classifier's torch encoders may run on (``cuda:<n>`` picks one GPU).
-DEVICES = ("cpu", "cuda", "mps")
+DEVICES = ("cpu", "cuda", "mps", "auto")
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -470,16 +471,38 @@ def check_top_k(top_k: int | None) -> int | None:
 
 def check_device(device: str | None) -> str | None:
     """``device`` as given, or :class:`ConfigError` unless None, ``cpu``, ``cuda``,
-    ``cuda:<n>`` or ``mps``."""
+    ``cuda:<n>``, ``mps`` or ``auto`` (syntax only: nothing is imported)."""
     if device is None:
         return None
-    name = str(device)
+    name = str(device).strip().lower()
     base, _, number = name.partition(":")
     if base not in DEVICES or (number and (base != "cuda" or not number.isdigit())):
         raise ConfigError(
-            f"device {device!r} is not one of cpu, cuda, cuda:<n>, mps (or None: harken chooses)"
+            f"device {device!r} is not one of cpu, cuda, cuda:<n>, mps, auto (or None: the "
+            "current --device block's, else cpu)"
         )
     return name
+
+
+def device_block(device: str | None):
+    """A context in which the torch encoders created or run use ``device``
+    (:func:`harken.encoders.device.use_device`); nothing for None.
+
+    Raises:
+        ConfigError: a device other than ``cpu`` in a harken without device placement.
+    """
+    if device is None:
+        return contextlib.nullcontext()
+    try:
+        from harken.encoders.device import use_device
+    except ImportError:  # a build without device placement runs everything on the CPU
+        if device == "cpu":
+            return contextlib.nullcontext()
+        raise ConfigError(
+            f"device={device!r}: this harken cannot place encoders on a device; leave "
+            "device=None or 'cpu'"
+        ) from None
+    return use_device(device)
 
 
 def score_kind(space, multi_label: bool) -> str:
@@ -514,8 +537,9 @@ class Classifier:
         top_k: Keep the best ``k`` labels per input (None: all).
         multi_label: Independent sigmoid probabilities instead of a softmax (only backends with
             a logit scale: CLAP, MS-CLAP).
-        device: Where torch encoders run (``cpu``, ``cuda``, ``cuda:<n>``, ``mps``); None lets
-            harken choose.
+        device: Where its torch encoders run (``cpu``, ``cuda``, ``cuda:<n>``, ``mps``,
+            ``auto``; see :mod:`harken.encoders.device`); None: the current ``--device`` block's,
+            else the CPU.
         strict: Fail on the first unusable input instead of skipping it.
         store_dir: Feature-store folder for file inputs (default ``$HARKEN_CACHE_DIR/features``).
 
@@ -549,18 +573,15 @@ class Classifier:
         self.labels = api._check_labels(labels)
         self.top_k = check_top_k(top_k)
         self.device = check_device(device)
-        if self.device not in (None, "cpu"):
-            raise ConfigError(
-                f"device={self.device!r}: this harken build cannot place encoders on a device "
-                'yet; leave device=None or "cpu"'
-            )
         self.backend, self.multi_label, self.strict = backend, bool(multi_label), strict
         self.store_dir = store_dir
-        self.method, self.settings = api.zero_shot_classifier(backend, model, multi_label)
-        self.space = self.method.space
-        self.score_kind = score_kind(self.space, self.multi_label)
-        texts, self.knowledge_fallback = api._label_texts(templates, self.settings, self.labels)
-        embeddings = class_embeddings(texts, self.space.text_encoder, self.labels)
+        with device_block(self.device):
+            # spaces are shared per device: a classifier on a device gets encoders loaded there
+            self.method, self.settings = api.zero_shot_classifier(backend, model, self.multi_label)
+            self.space = self.method.space
+            self.score_kind = score_kind(self.space, self.multi_label)
+            texts, self.knowledge_fallback = api._label_texts(templates, self.settings, self.labels)
+            embeddings = class_embeddings(texts, self.space.text_encoder, self.labels)
         self.classes = Classes(self.labels, embeddings)
 
     def __repr__(self) -> str:
@@ -600,7 +621,10 @@ class Classifier:
         """:meth:`predict` of inputs already through :func:`preflight`."""
         from harken.methods.base import Batch
 
-        emb, kept, bad = embed_inputs(self.space.audio_encoder, inputs, self.strict, self.store_dir)
+        with device_block(self.device):
+            emb, kept, bad = embed_inputs(
+                self.space.audio_encoder, inputs, self.strict, self.store_dir
+            )
         batch = Batch({self.space.audio_name: emb})
         logits = self.method.score(batch, self.classes)
         probs = None
