@@ -186,11 +186,101 @@ def test_embed_writes_rows_in_input_order(shared_data, tmp_path):
     np.testing.assert_array_equal(np.load(rev)[::-1], emb)
 
 
-def test_missing_file_is_a_clear_error(tmp_path, capsys):
+def test_embed_writes_a_sidecar_with_the_encoder_config(shared_data, tmp_path, capsys):
+    from harken import __version__
+    from harken.encoders.base import get_encoder
+
+    clips = sorted((shared_data / "kitchen20/audio/chopping").glob("*.flac"))[:2]
+    missing = tmp_path / "gone.wav"
+    out = tmp_path / "emb.npy"
+    argv = ["embed", str(clips[0]), str(missing), str(clips[1]), "--out", str(out)]
+    assert main(argv) == 0
+    assert "encoder config and rows: " + str(tmp_path / "emb.json") in capsys.readouterr().out
+    record = json.loads((tmp_path / "emb.json").read_text())
+    assert record == {
+        "encoder": "yamnet",
+        "encoder_config": json.loads(json.dumps(get_encoder("yamnet").config(), default=str)),
+        "dim": 521,
+        "rows": 2,
+        "files": [str(c) for c in clips],
+        "skipped": [{"file": str(missing), "reason": f"{missing}: file not found; check the path"}],
+        "harken_version": __version__,
+    }
+    assert (tmp_path / "emb.files.txt").read_text().splitlines() == record["files"]
+    # an output harken wrote is rewritten, also when only its sidecar is left beside it
+    (tmp_path / "emb.files.txt").unlink()
+    assert main(["embed", str(clips[0]), "--out", str(out)]) == 0
+    assert json.loads((tmp_path / "emb.json").read_text())["rows"] == 1
+    assert np.load(out).shape == (1, 521)
+
+
+def test_missing_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from harken import api
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("models loaded before the inputs were checked")
+
+    monkeypatch.setattr(api, "joint_space", no_models)
+    monkeypatch.setattr(api, "get_encoder", no_models)
     missing = tmp_path / "nope.wav"
     assert main(["predict", str(missing), "--labels", "a,b"]) == 1  # a data error
     err = capsys.readouterr().err
-    assert "nope.wav" in err and "not found" in err
+    assert err == f"harken: error: {missing}: file not found; check the path\n"  # no --data-dir
+    assert main(["embed", str(missing), "--out", str(tmp_path / "e.npy")]) == 1
+    assert f"{missing}: file not found; check the path" in capsys.readouterr().err
+    assert main(["index", str(missing), "--out", str(tmp_path / "idx")]) == 1
+    assert "--data-dir" not in capsys.readouterr().err
+
+
+def _plain_predict(capsys, clip, labels: list[str], *args) -> list[str]:
+    capsys.readouterr()
+    assert main(["predict", str(clip), "--labels", ",".join(labels), *args]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_top_k_is_respected_in_plain_and_json_output(shared_data, capsys):
+    clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
+    labels = [*CLASSES, "sweep", "stove burner", "dishwasher", "peel"]  # 12 labels
+    _, line = _plain_predict(capsys, clip, labels, "--top-k", "5")
+    assert line.count(" (") == 5
+    _, line = _plain_predict(capsys, clip, labels, "--top-k", "20")
+    assert line.count(" (") == 12  # every label: there are fewer than 20
+    _, line = _plain_predict(capsys, clip, labels)
+    assert line.count(" (") == 5  # plain text default
+    assert main(["predict", str(clip), "--labels", ",".join(labels), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)[0]["ranking"]) == 12  # JSON default: all
+    assert main(["predict", str(clip), "--labels", ",".join(labels), "--json", "--top-k", "3"]) == 0
+    assert len(json.loads(capsys.readouterr().out)[0]["ranking"]) == 3
+
+
+def test_every_output_says_what_its_scores_are(shared_data, capsys):
+    from harken import api
+
+    clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
+    kind = "compatibility" if api.joint_space("bridge").logit_scale is None else "probability"
+    header, _ = _plain_predict(capsys, clip, ["blender", "sweep", "chop"])
+    assert header.startswith(f"scores: {kind}: ")
+    if kind == "compatibility":
+        assert header.endswith("not a probability)")
+    else:
+        assert "softmax over the 3 candidate labels" in header
+    assert main(["predict", str(clip), "--labels", "blender,sweep", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["score_kind"] == kind
+
+
+def test_multi_label_without_a_logit_scale_is_a_usage_error(monkeypatch, shared_data, capsys):
+    from harken import api
+    from harken.methods.joint import BridgeSpace
+
+    class Uncalibrated(BridgeSpace):
+        logit_scale = None
+
+    monkeypatch.setattr(api, "joint_space", lambda spec, **options: Uncalibrated(**options))
+    clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
+    assert main(["predict", str(clip), "--labels", "blender,sweep", "--multi-label"]) == 2
+    err = capsys.readouterr().err
+    assert "multi-label (sigmoid) probabilities need a backend with a logit scale" in err
+    assert "clap" in err and "msclap" in err
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path, capsys):
@@ -319,13 +409,17 @@ def test_predict_with_a_clap_backend_gives_probabilities(tiny_clap, shared_data,
     clip = str(shared_data / "kitchen20/audio/blender/0-158737-A-0.flac")
     argv = ["predict", clip, "--labels", "blender,sweep,chop", "--backend", f"clap:{tiny_clap}"]
     assert main([*argv, "--json", "--templates", "this is a sound of {}."]) == 0
-    ranking = json.loads(capsys.readouterr().out)[0]["ranking"]
+    item = json.loads(capsys.readouterr().out)[0]
+    ranking = item["ranking"]
+    assert item["score_kind"] == "probability"
     assert sum(r["score"] for r in ranking) == pytest.approx(1.0, abs=1e-5)
     logits = np.array([r["logit"] for r in ranking])
     probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     np.testing.assert_allclose([r["score"] for r in ranking], probs, rtol=1e-5)
     assert main([*argv, "--json", "--multi-label"]) == 0
-    multi = json.loads(capsys.readouterr().out)[0]["ranking"]
+    item = json.loads(capsys.readouterr().out)[0]
+    assert item["score_kind"] == "probability (independent)"
+    multi = item["ranking"]
     for r in multi:
         assert r["score"] == pytest.approx(1 / (1 + np.exp(-r["logit"])), rel=1e-5)
 

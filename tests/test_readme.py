@@ -219,6 +219,7 @@ def check_predict_files(ws, out):
     assert [i["file"] for i in items] == ["clip1.wav", *sorted(f"clips/{p}" for p in _clips(ws))]
     for item in items:
         assert {r["label"] for r in item["ranking"]} == {"chop onion", "pour water", "wash dishes"}
+        assert item["score_kind"] in ("probability", "compatibility")
     # the real recordings rank sensibly: water flowing → pouring, chopping → chopping
     assert items[0]["ranking"][0]["label"] == "pour water"
     chopped = [i for i in items if "chopping" in i["file"]]
@@ -232,6 +233,10 @@ def _clips(ws):
 def check_embed(ws, out):
     emb = np.load(ws / "emb.npy")
     assert emb.shape == (5, 521) and emb.dtype == np.float32
+    rows = (ws / "emb.files.txt").read_text().splitlines()
+    record = json.loads((ws / "emb.json").read_text())
+    assert record["files"] == rows and record["rows"] == 5 and record["dim"] == 521
+    assert record["encoder"] == "yamnet" and record["encoder_config"]
 
 
 def check_experiment(ws, out):
@@ -271,8 +276,9 @@ def check_gzsl_run(ws, out):
 
 
 def check_predict_top_k(ws, out):
-    lines = out.strip().splitlines()
-    assert len(lines) == 5 and all(line.count("(") == 3 for line in lines)  # top 3 of 4 labels
+    header, *lines = out.strip().splitlines()
+    assert header.startswith("scores: ")  # what the numbers are, said once
+    assert len(lines) == 5 and all(line.count(" (") == 3 for line in lines)  # top 3 of 4 labels
 
 
 def check_index(ws, out):

@@ -6,3 +6,12 @@ The package is layered along the data flow (see ARCHITECTURE in the docs):
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``harken.Classifier`` without importing the models' code at ``import harken``."""
+    if name == "Classifier":
+        from harken.classify import Classifier
+
+        return Classifier
+    raise AttributeError(f"module 'harken' has no attribute {name!r}")

@@ -1,9 +1,14 @@
 """The Python API: the same verbs as the CLI (``run``, ``demo``, ``predict``, ``embed``,
-``index``, ``search``, ``bench_zeroshot``).
+``index``, ``search``, ``bench_zeroshot``), plus :class:`Classifier` (labels chosen and embedded
+once) and :func:`embed_text`.
 
 >>> from harken import api
->>> api.predict(["clip.wav"], ["chop onion", "pour water"])        # doctest: +SKIP
-[{'file': 'clip.wav', 'ranking': [{'label': 'pour water', 'score': 0.41}, ...]}]
+>>> clip = "../shared/data/kitchen20/audio/blender/0-158737-A-0.flac"
+>>> result = api.predict(clip, ["chop onion", "pour water", "blender"])
+>>> result.label, result.score_kind in api.SCORE_KINDS
+('blender', True)
+>>> api.embed_text(["chop onion", "pour water"]).shape
+(2, 384)
 """
 
 from __future__ import annotations
@@ -12,11 +17,26 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from harken.classify import (
+    SCORE_KINDS,
+    ArrayInput,
+    Classifier,
+    FileInput,
+    LabelScore,
+    Prediction,
+    Predictions,
+    Skipped,
+    as_inputs,
+    check_file,
+    check_top_k,
+    embed_inputs,
+    preflight,
+)
 from harken.data.manifest import Clip
 from harken.encoders.base import get_encoder
 from harken.errors import AudioError, ConfigError, DataError
@@ -25,7 +45,7 @@ from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts
 from harken.knowledge.templates import TemplateGenerator, humanize
-from harken.methods.base import Batch, Classes, get_method
+from harken.methods.base import get_method
 from harken.methods.conse import l2_normalize
 from harken.methods.joint import JointSpace, get_joint_space
 from harken.methods.zeroshot import ZeroShot
@@ -35,6 +55,24 @@ from harken.store.index import EmbeddingIndex, exact_search
 from harken.store.runs import RunFolder
 
 MAX_PREDICT_SECONDS = 3600.0
+
+__all__ = [
+    "SCORE_KINDS",
+    "Classifier",
+    "Embedded",
+    "LabelScore",
+    "Prediction",
+    "Predictions",
+    "Skipped",
+    "bench_zeroshot",
+    "demo",
+    "embed",
+    "embed_text",
+    "index",
+    "predict",
+    "run",
+    "search",
+]
 
 
 def run(
@@ -174,17 +212,20 @@ class Embedded:
     """What :func:`embed` produced.
 
     Attributes:
-        embeddings: float32 ``[N, D]``, one row per usable file in input order (memory-mapped
+        embeddings: float32 ``[N, D]``, one row per usable input in input order (memory-mapped
             from ``out`` when one was written).
-        files: The file of each row.
-        skipped: The files that could not be used, with the reason.
-        report: The feature store's counts (clips reused from finished shards, encoded, ...).
+        files: The file of each row (None for an array).
+        skipped: The inputs that could not be used, with the reason.
+        report: The feature store's counts (clips reused from finished shards, encoded, ...;
+            None when only arrays were given).
+        index: The position of each row's input among the inputs.
     """
 
     embeddings: np.ndarray
-    files: list[str]
-    skipped: list[BadClip]
-    report: FillReport
+    files: list[str | None]
+    skipped: list[Skipped]
+    report: FillReport | None
+    index: list[int] = field(default_factory=list)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """``np.asarray(api.embed(...))`` is the embedding matrix."""
@@ -194,7 +235,7 @@ class Embedded:
         return len(self.embeddings)
 
     def __getitem__(self, item) -> np.ndarray:
-        """Rows of :attr:`embeddings` (``embedded[0]`` is the first usable file's)."""
+        """Rows of :attr:`embeddings` (``embedded[0]`` is the first usable input's)."""
         return self.embeddings[item]
 
     @property
@@ -206,7 +247,7 @@ def check_npy_out(out: str | Path) -> Path:
     """Refuse an output path that cannot take a ``.npy`` file, before any work is done.
 
     An existing file is replaced only when harken wrote it (its row list ``<stem>.files.txt``
-    lies beside it); anything else is never overwritten.
+    or its sidecar ``<stem>.json`` lies beside it); anything else is never overwritten.
 
     Raises:
         ConfigError: ``out`` is a folder, lacks the ``.npy`` suffix, its folder is missing, or
@@ -219,10 +260,10 @@ def check_npy_out(out: str | Path) -> Path:
         raise ConfigError(f"--out {out} must end in .npy (numpy array file), e.g. emb.npy")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
-    if out.exists() and not rows_file(out).is_file():
+    if out.exists() and not (rows_file(out).is_file() or sidecar_file(out).is_file()):
         raise ConfigError(
             f"--out {out} exists and was not written by `harken embed` (no {rows_file(out).name} "
-            "beside it); choose another name or remove it yourself"
+            f"or {sidecar_file(out).name} beside it); choose another name or remove it yourself"
         )
     return out
 
@@ -232,50 +273,132 @@ def rows_file(out: str | Path) -> Path:
     return Path(out).with_suffix(".files.txt")
 
 
+def sidecar_file(out: str | Path) -> Path:
+    """The record beside an ``embed`` output: ``emb.npy`` → ``emb.json``."""
+    return Path(out).with_suffix(".json")
+
+
 def embed(
-    files: Sequence[str | Path],
+    files,
     encoder: str,
     out: str | Path | None = None,
     strict: bool = False,
     store_dir: str | Path | None = None,
     progress: bool = False,
+    sample_rate: int | None = None,
 ) -> Embedded:
-    """Embed ``files`` with ``encoder`` through the feature store (resumable, reused).
+    """Embed audio with an audio ``encoder``: files through the feature store (resumable,
+    reused), arrays directly (the same downmix, resampling and encoder).
 
-    Rows stream into ``out`` (a ``.npy`` file written atomically at the end, memory flat in the
-    number of files) and ``<out stem>.files.txt`` lists the file of each row, one per line.
+    With ``out``, rows stream into a ``.npy`` file (written atomically at the end, memory flat
+    in the number of files); beside it ``<stem>.files.txt`` lists the file of each row, one per
+    line, and ``<stem>.json`` records ``{"encoder", "encoder_config", "dim", "rows", "files",
+    "skipped": [{"file", "reason"}], "harken_version"}``.
 
     Args:
-        files: Audio/video files.
+        files: A file, a folder, a numpy array (one clip, with ``sample_rate``), or a list of
+            them (see :func:`predict`).
         encoder: Encoder name (``yamnet``, ``aisfx``, ``clap``, ...).
-        out: ``.npy`` file to write (checked before any work).
-        strict: Fail on the first unusable file instead of skipping it.
+        out: ``.npy`` file to write (checked before any work; files only).
+        strict: Fail on the first unusable input instead of skipping it.
         store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
         progress: Show progress while encoding.
+        sample_rate: Sample rate of the array inputs (Hz).
 
     Raises:
-        ConfigError: a bad ``out`` path or a non-audio encoder.
-        DataError: no file could be used (or, with ``strict``, the first one that cannot).
+        ConfigError: a bad ``out`` path, ``out`` with arrays, bad inputs or a non-audio encoder.
+        AudioError / DataError: no input could be used (or, with ``strict``, the first one
+            that cannot).
     """
     out = check_npy_out(out) if out is not None else None
-    clips = _clips(files)
+    inputs, _ = as_inputs(files, sample_rate)
+    if out is not None and any(isinstance(i, ArrayInput) for i in inputs):
+        raise ConfigError(
+            "out= writes the rows of files with their row → file list; for arrays, save the "
+            "result yourself: np.save('emb.npy', api.embed(waves, encoder, "
+            "sample_rate=sr).embeddings)"
+        )
+    ready, skipped = preflight(inputs, strict)  # before the model loads
     enc = get_encoder(encoder)
     if enc.modality != "audio":
-        raise ConfigError(f"encoder {encoder!r} embeds {enc.modality}, not audio files")
-    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
+        raise ConfigError(f"encoder {encoder!r} embeds {enc.modality}, not audio")
     if out is None:
-        got = _usable(store, enc, clips, strict)
-        names = [str(files[i]) for i in got.kept]
-        return Embedded(got.embeddings, names, got.skipped, got.report)
+        emb, kept, bad = embed_inputs(enc, ready, strict, store_dir)
+        every = sorted([*skipped, *bad], key=lambda b: b.index)
+        names = [i.path if isinstance(i, FileInput) else None for i in kept]
+        return Embedded(emb, names, every, None, [i.index for i in kept])
+    return _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress)
+
+
+def _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress) -> Embedded:
+    """:func:`embed` of files into ``out``, with the row list and the sidecar."""
+    from harken import __version__
+
+    clips = _clips([i.path for i in ready])
+    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
     with NpyRowWriter(out, len(clips)) as writer:
         report = store.fill("files", enc, clips, writer.write, skip_bad=not strict)
         bad = set(report.bad_positions)
         kept = [i for i in range(len(clips)) if i not in bad]
-        _require_some(kept, report.bad, len(clips))
-        names = [str(files[i]) for i in kept]
+        every = sorted(
+            [
+                *skipped,
+                *(
+                    Skipped(ready[p].index, ready[p].path, b.reason)
+                    for p, b in zip(report.bad_positions, report.bad, strict=True)
+                ),
+            ],
+            key=lambda b: b.index,
+        )
+        if not kept:
+            raise DataError(
+                f"none of the {len(ready) + len(skipped)} files could be used; first problem: "
+                f"{every[0].reason}"
+            )
+        names = [ready[i].path for i in kept]
         atomic_write_text(rows_file(out), "".join(f"{n}\n" for n in names))
+        record = {
+            "encoder": enc.name,
+            "encoder_config": enc.config(),
+            "dim": int(enc.dim),
+            "rows": len(names),
+            "files": names,
+            "skipped": [{"file": b.file, "reason": b.reason} for b in every],
+            "harken_version": __version__,
+        }
+        text = json.dumps(record, indent=2, default=str, ensure_ascii=False)
+        atomic_write_text(sidecar_file(out), text + "\n")
         writer.commit(kept)
-    return Embedded(np.load(out, mmap_mode="r", allow_pickle=False), names, report.bad, report)
+    emb = np.load(out, mmap_mode="r", allow_pickle=False)
+    return Embedded(emb, names, every, report, [ready[i].index for i in kept])
+
+
+def embed_text(texts: str | Sequence[str], encoder: str = "minilm") -> np.ndarray:
+    """Embed texts with a text encoder (``minilm`` offline; ``sbert:<id>``, ``clap-text``, ...).
+
+    Args:
+        texts: The texts (a single string is one text).
+        encoder: Text encoder name.
+
+    Returns:
+        float32 ``[len(texts), D]``, one row per text in order.
+
+    Raises:
+        ConfigError: no texts, an empty or non-string text, or an encoder of another modality.
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts:
+        raise ConfigError("no texts given to embed")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"text {i} of {len(texts)} is empty or not a string ({text!r})")
+    enc = get_encoder(encoder)
+    if enc.modality != "text":
+        raise ConfigError(
+            f"encoder {encoder!r} embeds {enc.modality}, not text; use a text encoder such as "
+            "'minilm'"
+        )
+    return np.asarray(enc.embed(texts), dtype=np.float32)
 
 
 def _require_some(kept: list[int], bad: list[BadClip], total: int) -> None:
@@ -295,11 +418,12 @@ def _usable(store: FeatureStore, encoder, clips: list[Clip], strict: bool) -> Us
 
 
 def _sized(clips: list[Clip], strict: bool) -> tuple[list[Clip], list[BadClip]]:
-    """Clips within ``predict``'s length limit; the others fail (``strict``) or are skipped."""
+    """Clips whose file exists, is not empty and is within the length limit
+    (:func:`harken.classify.check_file`); the others fail (``strict``) or are skipped."""
     ok, bad = [], []
     for clip in clips:
         try:
-            _check_size(clip.audio_path)
+            check_file(clip.audio_path)
             ok.append(clip)
         except (AudioError, DataError) as exc:
             if strict:
@@ -533,12 +657,22 @@ _SPACES: dict[tuple, JointSpace] = {}
 
 
 def joint_space(spec: str = "bridge", **options) -> JointSpace:
-    """A joint space, built once per process and argument set (models stay loaded between
-    ``predict`` / ``search`` calls, as a pipeline object would keep them)."""
-    key = (spec, tuple(sorted(options.items())))
+    """A joint space, built once per process, argument set and device (models stay loaded
+    between ``predict`` / ``search`` calls, as a pipeline object would keep them; a
+    ``use_device`` block gets spaces whose encoders load on its device)."""
+    key = (spec, tuple(sorted(options.items())), _device_now())
     if key not in _SPACES:
         _SPACES[key] = get_joint_space(spec, **options)
     return _SPACES[key]
+
+
+def _device_now() -> str:
+    """The device of the current ``use_device`` block (``harken.encoders.device``), else cpu."""
+    try:
+        from harken.encoders.device import current_device
+    except ImportError:  # a harken without device placement: everything runs on the CPU
+        return "cpu"
+    return current_device() or "cpu"
 
 
 def zero_shot_classifier(
@@ -557,17 +691,8 @@ def zero_shot_classifier(
     return ZeroShot(joint_space(backend), activation), s
 
 
-class Predictions(list):
-    """:func:`predict`'s rankings (a list, one item per usable file in input order), with the
-    files that could not be used in :attr:`skipped`."""
-
-    def __init__(self, items: Sequence[dict] = (), skipped: Sequence[BadClip] = ()) -> None:
-        super().__init__(items)
-        self.skipped = list(skipped)
-
-
 def predict(
-    files: Sequence[str | Path],
+    files,
     labels: Sequence[str],
     model: str | Path | None = None,
     top_k: int | None = None,
@@ -576,72 +701,67 @@ def predict(
     multi_label: bool = False,
     strict: bool = False,
     store_dir: str | Path | None = None,
-) -> Predictions:
-    """Rank candidate action names for each audio file, best first.
+    sample_rate: int | None = None,
+    device: str | None = None,
+) -> Prediction | Predictions:
+    """Rank candidate action names for audio, best first: a one-off :class:`Classifier`.
+
+    The inputs are checked (files exist, are not empty, are within the length limit; arrays
+    have a usable shape and samples) before any model loads. Keep a :class:`Classifier` to
+    rank many inputs against the same labels without choosing and embedding them again.
 
     Args:
-        files: Audio/video files.
+        files: A file, a folder (its audio/video files, sorted), a numpy array (one clip, with
+            ``sample_rate``; ``[samples]`` or ``[channels, samples]``), or a list of them.
         labels: Candidate action names (plain language).
         model: A run folder: use the training-free method and settings it chose on dev data
             (see :func:`_model_settings`) and its knowledge settings.
-        top_k: Keep the best ``k`` labels per file.
+        top_k: Keep the best ``k`` labels per input (default: all).
         backend: Joint space: ``bridge`` (offline default: YAMNet's AudioSet labels bridged to
             the label texts), ``clap[:<hub id or folder>]``, ``msclap[:<2023|weights.pth>]``.
         templates: Prompt ensemble for the labels (a set name such as ``harken``, a JSON/TXT
             file, or one template with ``{}``); default: the ``harken`` ensemble.
-        multi_label: Sigmoid instead of softmax probabilities (CLAP backends).
-        strict: Fail on the first unusable file (missing, empty, silent, corrupt, too long)
+        multi_label: Independent sigmoid probabilities instead of a softmax; only for backends
+            with a logit scale (CLAP, MS-CLAP), a :class:`ConfigError` otherwise.
+        strict: Fail on the first unusable input (missing, empty, silent, corrupt, too long)
             instead of skipping it.
-        store_dir: Feature-store folder the audio embeddings are cached in (default
+        store_dir: Feature-store folder the file embeddings are cached in (default
             ``$HARKEN_CACHE_DIR/features``).
+        sample_rate: Sample rate of the array inputs (Hz).
+        device: Where torch encoders run (see :class:`Classifier`).
 
     Returns:
-        ``[{"file": f, "ranking": [{"label", "score", ...}, ...]}, ...]`` in input order, for
-        the usable files; the others are in ``.skipped``. For CLAP backends ``score`` is the
-        softmax (or sigmoid) probability and ``logit`` the scaled cosine; for ``bridge``
-        ``score`` is the bridge compatibility (not a probability). When ``model``'s knowledge
-        generator cannot describe the labels (written descriptions of other classes), the
-        run's templates describe them and every item says so under ``"knowledge_fallback"``:
-        ``{"from", "to", "reason"}``.
+        A :class:`Prediction` for a single file or array; :class:`Predictions` (a list in input
+        order, unusable inputs in ``.skipped``) for a list or a folder. Each has ``file``,
+        ``ranking`` (``[LabelScore(label, score, logit)]``, best first) and ``score_kind``:
+        ``"probability"`` (softmax over the labels; ``logit`` = the scaled cosine),
+        ``"probability (independent)"`` (sigmoid, ``multi_label``) or ``"compatibility"`` (a
+        backend without a logit scale: a score, not a probability). When ``model``'s
+        knowledge generator cannot describe the labels (written descriptions of other
+        classes), the run's templates describe them and ``knowledge_fallback`` says so:
+        ``{"from", "to", "reason"}``. ``.to_dict()`` / ``.to_pandas()`` convert them.
 
     Raises:
-        DataError: no file could be used (with ``strict``: the first that cannot).
+        ConfigError: bad labels, ``top_k`` or inputs, or an option the backend does not support.
+        AudioError / DataError: a single input cannot be used, none of several can, or (with
+            ``strict``) the first that cannot.
     """
     labels = _check_labels(labels)
-    if top_k is not None and top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1, not {top_k}")
-    clips, oversized = _sized(_clips(files), strict)  # refuse long inputs before decoding
-    method, settings = zero_shot_classifier(backend, model, multi_label)
-    space = method.space
-    texts, fallback = _label_texts(templates, settings, labels)
-    classes = Classes(labels, class_embeddings(texts, space.text_encoder, labels))
-    store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
-    got = _usable(store, space.audio_encoder, clips, strict) if clips else None
-    if got is None:
-        _require_some([], oversized, len(files))
-    batch = Batch({space.audio_name: got.embeddings})
-    logits = method.score(batch, classes)
-    probs = method.probabilities(batch, classes) if space.logit_scale is not None else None
-    out = []
-    for i, clip in enumerate(clips[k] for k in got.kept):
-        key = logits[i] if probs is None else probs[i]
-        order = np.argsort(-key, kind="stable")[: top_k or len(labels)]
-        ranking = []
-        for c in order:
-            item = {"label": labels[c], "score": float(key[c])}
-            if probs is not None:
-                item["logit"] = float(logits[i, c])
-            ranking.append(item)
-        item = {"file": clip.clip_id, "ranking": ranking}
-        if fallback is not None:
-            item["knowledge_fallback"] = fallback
-        out.append(item)
-    return Predictions(out, _in_input_order(oversized + got.skipped, files))
-
-
-def _in_input_order(bad: list[BadClip], files: Sequence[str | Path]) -> list[BadClip]:
-    rank = {str(f): i for i, f in enumerate(files)}
-    return sorted(bad, key=lambda b: rank.get(b.clip.clip_id, len(rank)))
+    check_top_k(top_k)
+    inputs, single = as_inputs(files, sample_rate)
+    ready, skipped = preflight(inputs, strict)  # before any model loads
+    clf = Classifier(
+        labels,
+        backend,
+        model=model,
+        templates=templates,
+        top_k=top_k,
+        multi_label=multi_label,
+        device=device,
+        strict=strict,
+        store_dir=store_dir,
+    )
+    return clf.predict_ready(ready, skipped, single)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -694,6 +814,7 @@ def index(
         for clip in clips:
             if not Path(clip.audio_path).exists():
                 raise DataError(f"{clip.audio_path}: file not found")
+    requested = clips
     clips, oversized = _sized(clips, strict)
     space = joint_space(backend)
     store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
@@ -701,7 +822,8 @@ def index(
     if got is None:
         _require_some([], oversized, len(oversized))
     kept = [clips[k] for k in got.kept]
-    skipped = oversized + got.skipped
+    position = {id(c): i for i, c in enumerate(requested)}
+    skipped = sorted(oversized + got.skipped, key=lambda b: position[id(b.clip)])
     vectors = space.audio_vectors(got.embeddings)
     meta = {
         "space": backend,

@@ -93,12 +93,16 @@ def _cmd_gzsl_features(args) -> None:
     print(f"\nrun folder: {args.out}")
 
 
+#: Labels per file ``harken predict`` prints without ``--top-k`` in plain text (JSON: all).
+PLAIN_TOP_K = 5
+
+
 def _cmd_predict(args) -> None:
     from harken import api
 
     labels = _read_labels(args)
     files = api.expand_inputs(args.audio)
-    ranking = api.predict(
+    found = api.predict(
         files,
         labels,
         model=args.model,
@@ -108,7 +112,7 @@ def _cmd_predict(args) -> None:
         multi_label=args.multi_label,
         strict=args.strict,
     )
-    fallback = next((r["knowledge_fallback"] for r in ranking if "knowledge_fallback" in r), None)
+    fallback = next((p.knowledge_fallback for p in found if p.knowledge_fallback), None)
     if fallback is not None:
         print(
             f"harken: warning: the run's knowledge generator {fallback['from']!r} cannot describe "
@@ -116,13 +120,24 @@ def _cmd_predict(args) -> None:
             file=sys.stderr,
         )
     if args.json:
-        json.dump(ranking, sys.stdout, indent=2)
+        json.dump(found.to_dicts(), sys.stdout, indent=2, ensure_ascii=False)
         print()
     else:
-        for item in ranking:
-            best = ", ".join(f"{r['label']} ({r['score']:.3f})" for r in item["ranking"][:3])
-            print(f"{item['file']}: {best}")
-    _report_skipped(b.reason for b in ranking.skipped)
+        print(_score_header(found[0].score_kind, len(labels)))
+        shown = args.top_k or PLAIN_TOP_K
+        digits = ".3f" if found[0].score_kind.startswith("probability") else ".3g"
+        for item in found:
+            best = ", ".join(f"{r.label} ({r.score:{digits}})" for r in item.ranking[:shown])
+            print(f"{item.file}: {best}")
+    _report_skipped(b.reason for b in found.skipped)
+
+
+def _score_header(kind: str, n_labels: int) -> str:
+    """The one line above plain ``predict`` output saying what the numbers are."""
+    from harken.classify import SCORE_KINDS
+
+    meaning = SCORE_KINDS[kind].replace("the candidate labels", f"the {n_labels} candidate labels")
+    return f"scores: {kind}: {meaning}"
 
 
 def _report_skipped(reasons) -> None:
@@ -196,7 +211,8 @@ def _cmd_embed(args) -> None:
     )
     print(
         f"wrote {args.out}: float32 {list(got.embeddings.shape)} ({args.encoder}); "
-        f"row → file: {api.rows_file(args.out)}"
+        f"row → file: {api.rows_file(args.out)}; encoder config and rows: "
+        f"{api.sidecar_file(args.out)}"
     )
     _report_skipped(b.reason for b in got.skipped)
 
@@ -377,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="rank candidate action names for audio clips",
         description="Rank candidate actions (plain language) for your clips, "
-        "training-free, or with a run folder's settings (--model).",
+        "training-free, or with a run folder's settings (--model). The output says what its "
+        "scores are: probability (a softmax over the labels; backends with a logit scale) or "
+        "compatibility (a score, not a probability). Inputs are checked before models load.",
     )
     p.add_argument("audio", nargs="+", help="audio/video files or folders")
     p.add_argument("--labels", help="comma-separated candidate actions")
@@ -386,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="run folder: use the training-free method and settings it chose on dev data",
     )
-    p.add_argument("--top-k", type=int, help="show the best K labels per file")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        help=f"show the best K labels per file (default: {PLAIN_TOP_K} in plain text, all "
+        "with --json)",
+    )
     p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
     p.add_argument(
         "--templates",
@@ -394,9 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
         "templates.json[#key] or .txt file, or one template with {} (default: harken)",
     )
     p.add_argument(
-        "--multi-label", action="store_true", help="sigmoid instead of softmax probabilities"
+        "--multi-label",
+        action="store_true",
+        help="independent (sigmoid) probabilities per label instead of a softmax; only "
+        "backends with a logit scale (clap, msclap), refused otherwise",
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print [{"file", "index", "ranking": [{"label", "score", "logit"?}], '
+        '"score_kind"}, ...]',
+    )
     _add_strict_flag(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -473,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         required=True,
-        help="output .npy file; <name>.files.txt beside it lists the file of each row",
+        help="output .npy file; <name>.files.txt beside it lists the file of each row and "
+        "<name>.json records the encoder, its config, the rows and the skipped files",
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)

@@ -119,7 +119,7 @@ def test_predict_ranks_the_good_files_and_lists_the_bad(bad):
     good = [str(c.audio_path) for c in kitchen20_first(2)]
     files = [good[0], str(bad["silent"]), str(bad["missing"]), good[1]]
     out = api.predict(files, ["blender", "water flowing"])
-    assert [item["file"] for item in out] == good
+    assert [item.file for item in out] == good
     assert [b.file for b in out.skipped] == [str(bad["silent"]), str(bad["missing"])]
     assert "not found" in out.skipped[1].reason
     with pytest.raises(AudioError, match="silent"):

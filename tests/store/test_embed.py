@@ -56,7 +56,7 @@ def test_embed_streams_rows_in_input_order_and_lists_them(tmp_path, stats_encode
     assert (tmp_path / "emb.files.txt").read_text().splitlines() == files == got.files
     assert [b.file for b in got.skipped] == [silent, corrupt]
     assert "silent" in got.skipped[0].reason
-    left = {"emb.files.txt", "emb.npy", "ref", "store", "corrupt.flac", "silent.wav"}
+    left = {"emb.files.txt", "emb.json", "emb.npy", "ref", "store", "corrupt.flac", "silent.wav"}
     assert {p.name for p in tmp_path.iterdir()} == left  # no temporary files
 
 
