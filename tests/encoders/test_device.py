@@ -313,3 +313,13 @@ def test_torch_encoders_run_model_and_inputs_on_their_device(name, tiny_dirs, wa
             hook.remove()
     assert seen and set(seen) == {"meta"}
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def test_model_identity_checks_can_ignore_the_device():
+    from harken.encoders.device import without_device
+
+    built_on_gpu = {"name": "bridge", "audio": {"name": "yamnet"}, "text": {"device": "cuda"}}
+    on_cpu = {"name": "bridge", "audio": {"name": "yamnet"}, "text": {}}
+    assert without_device(built_on_gpu) == on_cpu == without_device(on_cpu)
+    assert without_device([{"device": "mps", "dim": 3}]) == [{"dim": 3}]
+    assert without_device({**on_cpu, "text": {"name": "clap-text"}}) != on_cpu

@@ -23,7 +23,8 @@ convolutions, other reduction orders), so embeddings differ from the CPU's in fl
 (typically 1e-6 to 1e-3 relative; rankings almost never change). Because the feature store
 promises that one key means one set of bytes, a non-CPU device type is part of the key
 (``config()["device"] = "cuda"`` or ``"mps"``; the GPU index is not): GPU features never mix
-with CPU features, and the manifest says where a run's features were computed. harken sets no
+with CPU features, and the manifest says where a run's features were computed (checks of model
+identity, such as ``harken search``'s of an index, use :func:`without_device`). harken sets no
 global torch flags (TF32, deterministic algorithms): those are the caller's to choose.
 
 **Not torch.** ``yamnet`` runs on onnxruntime's CPU provider whatever the device: an explicit
@@ -187,6 +188,17 @@ def device_config(device: str) -> dict:
     as they were), else ``{"device": <type>}`` (``"cuda"`` or ``"mps"``; not the GPU index).
     """
     return {} if device == "cpu" else {"device": device.partition(":")[0]}
+
+
+def without_device(config):
+    """A config (nested dicts and lists) without its ``"device"`` entries: what identifies the
+    model, for checks that should not care where it runs (an index built on the CPU is searched
+    on a GPU within float rounding)."""
+    if isinstance(config, dict):
+        return {k: without_device(v) for k, v in config.items() if k != "device"}
+    if isinstance(config, list | tuple):
+        return [without_device(v) for v in config]
+    return config
 
 
 def to_numpy(tensor):
