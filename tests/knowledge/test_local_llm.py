@@ -90,3 +90,38 @@ def test_real_smollm2_describes_one_action():
     assert text and text == " ".join(text.split())
     assert "<|im_end|>" not in text and "This action sounds like" not in text
     assert gen._tokenizer.chat_template
+
+
+def test_device_cpu_is_the_default_and_a_gpu_is_part_of_the_config(tiny_lm, monkeypatch):
+    import torch
+
+    from harken.encoders.device import use_device
+
+    default = LocalLLMGenerator(model=str(tiny_lm), max_new_tokens=6)
+    on_cpu = LocalLLMGenerator(model=str(tiny_lm), max_new_tokens=6, device="cpu")
+    assert on_cpu.config() == default.config() and "device" not in default.config()
+    assert on_cpu.describe(ITEMS[:2]) == default.describe(ITEMS[:2])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with use_device("cuda"):
+        assert default.device == "cuda" and default.config()["device"] == "cuda"
+        assert on_cpu.device == "cpu"
+
+
+def test_generation_runs_model_and_inputs_on_the_device(tiny_lm, monkeypatch):
+    import torch
+
+    gen = LocalLLMGenerator(model=str(tiny_lm), max_new_tokens=4)
+    gen._load()
+    gen._device = "meta"  # a device without data: the spy below stops before any maths
+    seen = {}
+
+    def spy(**inputs):
+        seen["inputs"] = {k: v.device.type for k, v in inputs.items() if torch.is_tensor(v)}
+        seen["weights"] = {p.device.type for p in gen._lm.parameters()}
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(gen._lm, "generate", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        gen.describe(ITEMS[:1])
+    assert seen == {"inputs": {"input_ids": "meta", "attention_mask": "meta"}, "weights": {"meta"}}

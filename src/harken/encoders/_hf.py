@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harken.encoders.device import OnDevice, device_config
 from harken.errors import ConfigError, ModelUnavailableError
 
 T = TypeVar("T")
@@ -321,13 +322,21 @@ def pooled(output):
 
 
 def joint_text_embeddings(
-    model, tokenizer, texts: Sequence[str], batch_size: int, max_tokens: int, desc: str
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int,
+    max_tokens: int,
+    desc: str,
+    device: str = "cpu",
 ):
     """Unit-norm ``get_text_features`` of a two-tower transformers model (CLAP, CLIP): texts
-    padded and truncated to ``max_tokens``, in batches of ``batch_size``; float32 ``[N, D]``."""
+    padded and truncated to ``max_tokens``, in batches of ``batch_size``, on ``device`` (the
+    model is moved there); float32 ``[N, D]``."""
     import numpy as np
     import torch
 
+    model.to(device)
     out = []
     parts = list(chunks(list(texts), batch_size))
     with torch.inference_mode():
@@ -338,20 +347,24 @@ def joint_text_embeddings(
                 truncation=True,
                 max_length=max_tokens,
                 return_tensors="pt",
-            )
+            ).to(device)
             emb = pooled(
                 model.get_text_features(
                     input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
                 )
             )
-            out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+            out.append(torch.nn.functional.normalize(emb, dim=-1).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
-class SharedCheckpointEncoder:
+class SharedCheckpointEncoder(OnDevice):
     """Base of the towers of one two-tower hub checkpoint (CLAP, CLIP): every tower of a model
     id shares one loaded checkpoint (``load(model_id)``, cached by the subclass's loader), and
     the dimension is known without loading it for the default model.
+
+    The shared model is moved to a tower's ``device`` when that tower embeds (a no-op when it is
+    there already), so towers of one checkpoint on different devices work, at the cost of a copy
+    per switch.
 
     Subclasses set ``default_model``, ``default_dim`` and ``load`` (a staticmethod).
     """
@@ -360,7 +373,8 @@ class SharedCheckpointEncoder:
     default_dim: int = 0
     load: Callable[[str], Any]
 
-    def __init__(self, model: str, name: str) -> None:
+    def __init__(self, model: str, name: str, device: str | None = None) -> None:
+        self._set_device(device)
         self.model_id = model
         self.name = name
         self._dim = self.default_dim if model == self.default_model else None
@@ -384,4 +398,5 @@ class SharedCheckpointEncoder:
             "revision": ckpt.revision,
             "dim": ckpt.dim,
             "normalize": "L2",
+            **device_config(self.device),
         }

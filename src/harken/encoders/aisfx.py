@@ -45,6 +45,7 @@ from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders._hf import chunks, progress
 from harken.encoders.base import ENCODERS, windowed_mean_stream
+from harken.encoders.device import OnDevice, device_config, to_numpy
 from harken.resources import package_dir
 
 SAMPLE_RATE = 44100
@@ -57,9 +58,7 @@ SPEC_MAX = 9.457798957824707  # the package's "original" normalisation (max over
 
 
 def _aisfx_dir() -> Path:
-    return package_dir(
-        "aisfx", "aiSFX weights", "pip install --no-deps aisfx (its numpy pin is obsolete)"
-    )
+    return package_dir("aisfx", "aiSFX weights")
 
 
 @cache
@@ -167,21 +166,26 @@ def _numpy_scalar_globals() -> list:
     ]
 
 
-class AisfxEncoder:
+class AisfxEncoder(OnDevice):
     """aiSFX sound-effects embeddings (512-d), averaged over a clip's blocks.
 
     Args:
         policy: Clip policy, applied to spectrogram frames; the default is 100-frame blocks
             (≈2.32 s) with hop ½ block, short clips zero-padded to one block.
         batch_size: Blocks per forward pass.
+        device: Torch device of the CNN (the front end is numpy); None: the current
+            :func:`~harken.encoders.device.use_device` block's, else the CPU.
     """
 
     modality = "audio"
     dim = 512
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, policy: ClipPolicy | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, policy: ClipPolicy | None = None, batch_size: int = 32, device: str | None = None
+    ) -> None:
         self.name = "aisfx"
+        self._set_device(device)
         self.policy = policy or ClipPolicy(min_seconds=BLOCK_SECONDS, max_seconds=BLOCK_SECONDS)
         self.batch_size = batch_size
         self._model = None
@@ -193,6 +197,7 @@ class AisfxEncoder:
             "frontend": "essentia-equivalent log-mel 2048/1024, 96 htk mels, /9.4578",
             "output": "mean block embedding (512)",
             "policy": self.policy.describe(),
+            **device_config(self.device),
         }
 
     def _load(self):
@@ -221,12 +226,14 @@ class AisfxEncoder:
         """``[B, 100, 96]`` blocks → ``[B, 512]`` embeddings."""
         import torch
 
-        model = self._load()
+        device = self.device
+        model = self._load().to(device)
         out = []
         batches = list(chunks(blocks, self.batch_size))
         with torch.no_grad():
             for batch in progress(batches, len(batches), "aisfx", len(blocks)):
-                out.append(model(torch.from_numpy(np.ascontiguousarray(batch))).numpy())
+                x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+                out.append(to_numpy(model(x)))
         return np.concatenate(out).astype(np.float32)
 
     def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:

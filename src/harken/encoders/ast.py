@@ -21,6 +21,7 @@ import numpy as np
 from harken.data.audio import ClipPolicy
 from harken.encoders._hf import chunks, load_or_unavailable, masked_mean, progress
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.device import OnDevice, device_config, to_numpy
 
 DEFAULT_MODEL = "MIT/ast-finetuned-audioset-10-10-0.4593"
 SAMPLE_RATE = 16000
@@ -28,21 +29,28 @@ MAX_SECONDS = 10.24  # 1024 frames × 10 ms
 MIN_SECONDS = 0.025  # one 25 ms analysis frame
 
 
-class AstEncoder:
+class AstEncoder(OnDevice):
     """AST embeddings: mean of the last hidden states over tokens, windowed over long clips.
 
     Args:
         model: Hub id or local folder holding an ``ASTModel`` and its ``ASTFeatureExtractor``.
         policy: Clip policy; default pads clips under 25 ms and windows clips over 10.24 s.
         batch_size: Windows per forward pass.
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "audio"
     sample_rate = SAMPLE_RATE
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, policy: ClipPolicy | None = None, batch_size: int = 8
+        self,
+        model: str = DEFAULT_MODEL,
+        policy: ClipPolicy | None = None,
+        batch_size: int = 8,
+        device: str | None = None,
     ) -> None:
+        self._set_device(device)
         self.model_id = model
         self.name = "ast" if model == DEFAULT_MODEL else f"ast:{model}"
         self.policy = policy or ClipPolicy(min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS)
@@ -64,6 +72,7 @@ class AstEncoder:
             "model": self.model_id,
             "pooling": "mean of last hidden states over all tokens",
             "policy": self.policy.describe(),
+            **device_config(self.device),
         }
 
     def _load(self):
@@ -83,6 +92,8 @@ class AstEncoder:
         import torch
 
         extractor, model = self._load()
+        device = self.device
+        model.to(device)
         out = []
         batches = list(chunks(windows, self.batch_size))
         with torch.no_grad():
@@ -91,9 +102,9 @@ class AstEncoder:
                     [np.asarray(w, dtype=np.float32) for w in batch],
                     sampling_rate=SAMPLE_RATE,
                     return_tensors="pt",
-                )
+                ).to(device)
                 hidden = model(**feats).last_hidden_state
-                out.append(masked_mean(hidden, None).numpy())
+                out.append(to_numpy(masked_mean(hidden, None)))
         return np.concatenate(out)
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:

@@ -65,6 +65,7 @@ from harken.encoders._hf import (
     resolve_model,
 )
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.device import to_numpy
 from harken.errors import AudioError, ConfigError
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
@@ -215,6 +216,8 @@ class ClapAudioEncoder(_ClapBase):
         batch_size: Windows per forward pass.
         padding: Padding of windows shorter than the model's window; None: the checkpoint's
             own (``"repeatpad"`` for LAION-CLAP).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "audio"
@@ -225,8 +228,10 @@ class ClapAudioEncoder(_ClapBase):
         policy: ClipPolicy | None = None,
         batch_size: int = 8,
         padding: str | None = None,
+        device: str | None = None,
     ) -> None:
-        super().__init__(model, "clap" if model == DEFAULT_MODEL else f"clap:{model}")
+        name = "clap" if model == DEFAULT_MODEL else f"clap:{model}"
+        super().__init__(model, name, device)
         self._policy = policy
         self.batch_size = batch_size
         self._padding = padding
@@ -307,6 +312,8 @@ class ClapAudioEncoder(_ClapBase):
                     "input: the extractor would crop it at random; use a policy with "
                     f"max_seconds <= {self.window_seconds:g}"
                 )
+        device = self.device
+        model.to(device)
         out = []
         batches = list(chunks(windows, self.batch_size))
         with torch.inference_mode():
@@ -319,14 +326,14 @@ class ClapAudioEncoder(_ClapBase):
                     return_tensors="pt",
                 )
                 # Every window fits the model: no fusion of crops, whatever the extractor drew.
-                is_longer = torch.zeros((len(batch), 1), dtype=torch.bool)
+                is_longer = torch.zeros((len(batch), 1), dtype=torch.bool, device=device)
                 emb = pooled(
                     model.get_audio_features(
-                        input_features=feats["input_features"].to(torch.float32),
+                        input_features=feats["input_features"].to(device, torch.float32),
                         is_longer=is_longer,
                     )
                 )
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+                out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
@@ -373,15 +380,22 @@ class ClapTextEncoder(_ClapBase):
         model: Hub id or local folder holding a ``ClapModel`` and its tokenizer.
         batch_size: Texts per forward pass.
         max_tokens: Texts are padded and truncated to this many tokens (LAION-CLAP: 77).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "text"
     sample_rate = None
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 32, max_tokens: int = TEXT_MAX_TOKENS
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 32,
+        max_tokens: int = TEXT_MAX_TOKENS,
+        device: str | None = None,
     ) -> None:
-        super().__init__(model, "clap-text" if model == DEFAULT_MODEL else f"clap-text:{model}")
+        name = "clap-text" if model == DEFAULT_MODEL else f"clap-text:{model}"
+        super().__init__(model, name, device)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
 
@@ -407,7 +421,13 @@ class ClapTextEncoder(_ClapBase):
             return np.zeros((0, self.dim), np.float32)
         ckpt = self.checkpoint()
         return joint_text_embeddings(
-            ckpt.model, ckpt.tokenizer, texts, self.batch_size, self.max_tokens, self.name
+            ckpt.model,
+            ckpt.tokenizer,
+            texts,
+            self.batch_size,
+            self.max_tokens,
+            self.name,
+            self.device,
         )
 
 

@@ -51,6 +51,7 @@ from harken.encoders._hf import (
 )
 from harken.encoders._image import as_frames, resize_centre_crop
 from harken.encoders.base import ENCODERS
+from harken.encoders.device import to_numpy
 from harken.errors import ConfigError
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -252,8 +253,8 @@ class _ClipBase(SharedCheckpointEncoder):
     default_model, default_dim = DEFAULT_MODEL, DEFAULT_DIM
     load = staticmethod(lambda model: load_clip(model))  # looked up at call time
 
-    def __init__(self, model: str, name: str, batch_size: int) -> None:
-        super().__init__(model, name)
+    def __init__(self, model: str, name: str, batch_size: int, device: str | None) -> None:
+        super().__init__(model, name, device)
         self.batch_size = batch_size
 
     @property
@@ -269,13 +270,17 @@ class ClipImageEncoder(_ClipBase):
     Args:
         model: Hub id or local folder holding a ``CLIPModel`` and its ``preprocessor_config.json``.
         batch_size: Frames per forward pass.
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "image"
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 32, device: str | None = None
+    ) -> None:
         name = "clip-image" if model == DEFAULT_MODEL else f"clip-image:{model}"
-        super().__init__(model, name, batch_size)
+        super().__init__(model, name, batch_size, device)
 
     def config(self) -> dict:
         image = self.checkpoint().image
@@ -315,13 +320,15 @@ class ClipImageEncoder(_ClipBase):
         frames = as_frames(batch)
         if not frames:
             return np.zeros((0, self.dim), np.float32)
-        model = self.checkpoint().model
+        device = self.device
+        model = self.checkpoint().model.to(device)
         out = []
         parts = list(chunks(frames, self.batch_size))
         with torch.inference_mode():
             for part in progress(parts, len(parts), self.name, len(frames)):
-                emb = pooled(model.get_image_features(pixel_values=self.preprocess(part)))
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+                pixels = self.preprocess(part).to(device)
+                emb = pooled(model.get_image_features(pixel_values=pixels))
+                out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
 
 
@@ -332,15 +339,21 @@ class ClipTextEncoder(_ClipBase):
         model: Hub id or local folder holding a ``CLIPModel`` and its tokenizer.
         batch_size: Texts per forward pass.
         max_tokens: Pad and truncate texts to this many tokens (None: the model's context, 77).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "text"
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 32, max_tokens: int | None = None
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        device: str | None = None,
     ) -> None:
         name = "clip-text" if model == DEFAULT_MODEL else f"clip-text:{model}"
-        super().__init__(model, name, batch_size)
+        super().__init__(model, name, batch_size, device)
         self._max_tokens = max_tokens
 
     @property
@@ -369,7 +382,13 @@ class ClipTextEncoder(_ClipBase):
             return np.zeros((0, self.dim), np.float32)
         ckpt = self.checkpoint()
         return joint_text_embeddings(
-            ckpt.model, ckpt.tokenizer, texts, self.batch_size, self.max_tokens, self.name
+            ckpt.model,
+            ckpt.tokenizer,
+            texts,
+            self.batch_size,
+            self.max_tokens,
+            self.name,
+            self.device,
         )
 
 

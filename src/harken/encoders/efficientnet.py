@@ -34,6 +34,7 @@ import numpy as np
 from harken.encoders._hf import chunks, progress
 from harken.encoders._image import as_frames, resize_centre_crop
 from harken.encoders.base import ENCODERS
+from harken.encoders.device import OnDevice, device_config, to_numpy
 from harken.errors import ModelUnavailableError
 
 MODEL = "efficientnet-lite0"
@@ -97,13 +98,15 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-class EfficientNetLite0Encoder:
+class EfficientNetLite0Encoder(OnDevice):
     """EfficientNet-Lite0 image embeddings: float32 ``[N, 1280]`` globally average-pooled
     features (not normalised).
 
     Args:
         batch_size: Frames per forward pass (each frame of a batch adds ~30 MiB of activations;
             on 2 CPU cores batches of 4–8 were fastest, 16 and 32 slower per frame).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     name = MODEL
@@ -112,7 +115,8 @@ class EfficientNetLite0Encoder:
     dim = DIM
     image_size = IMAGE_SIZE
 
-    def __init__(self, batch_size: int = 8) -> None:
+    def __init__(self, batch_size: int = 8, device: str | None = None) -> None:
+        self._set_device(device)
         self.batch_size = batch_size
         self._model = None
         self._sha256: str | None = None
@@ -138,6 +142,7 @@ class EfficientNetLite0Encoder:
             f"{IMAGE_SIZE}x{IMAGE_SIZE}; (x/255 - 0.5)/0.5",
             "pooling": "global average of the last 1280-channel feature map",
             "normalize": None,
+            **device_config(self.device),
         }
 
     def preprocess(self, batch: Sequence[np.ndarray] | np.ndarray):
@@ -155,13 +160,15 @@ class EfficientNetLite0Encoder:
         width = 1000 if head else DIM
         if not frames:
             return np.zeros((0, width), np.float32)
-        model = self.model
+        device = self.device
+        model = self.model.to(device)
         out = []
         parts = list(chunks(frames, self.batch_size))
         with torch.inference_mode():
             for part in progress(parts, len(parts), self.name, len(frames)):
-                features = model.extract_features(self.preprocess(part)).mean(dim=(2, 3))
-                out.append((model._fc(features) if head else features).numpy())
+                x = self.preprocess(part).to(device)
+                features = model.extract_features(x).mean(dim=(2, 3))
+                out.append(to_numpy(model._fc(features) if head else features))
         return np.concatenate(out).astype(np.float32)
 
     def embed(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:

