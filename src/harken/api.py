@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,7 +41,6 @@ from harken.classify import (
 from harken.data.manifest import Clip
 from harken.encoders.base import get_encoder
 from harken.errors import AudioError, ConfigError, DataError
-from harken.experiment import ExperimentConfig, run_experiment
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts
@@ -53,6 +53,9 @@ from harken.store.atomic import NpyRowWriter, atomic_write_text
 from harken.store.features import BadClip, FeatureStore, FillReport, Usable, encode_clips
 from harken.store.index import EmbeddingIndex, exact_search
 from harken.store.runs import RunFolder
+
+if TYPE_CHECKING:  # imported where used: `import harken.api` stays fast
+    from harken.experiment import ExperimentConfig
 
 MAX_PREDICT_SECONDS = 3600.0
 
@@ -83,6 +86,8 @@ def run(
     ``mode``: ``new`` (``out`` must be empty), ``overwrite`` (clear an earlier harken run
     there) or ``resume`` (continue it; the config must be the recorded one).
     """
+    from harken.experiment import ExperimentConfig, run_experiment
+
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_toml(Path(config), **overrides)
     return run_experiment(config, Path(out), mode=mode)
@@ -108,6 +113,8 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
       (= ``linear``'s loss), SJE, ``contrastive``, ``conse``, ``bridge`` and ``fusion``. Offline,
       every text view is embedded by MiniLM.
     """
+    from harken.experiment import ExperimentConfig
+
     data_dir = data_dir or os.environ.get("HARKEN_DATA_DIR")
     common = {"dataset": "kitchen20", "data_dir": data_dir, **overrides}
     trained = {"features": GZSL_AUDIO}
@@ -178,6 +185,8 @@ def demo(
     """
     if task != "all" and task not in DEMO_TASKS:
         raise ConfigError(f"demo task must be one of {[*DEMO_TASKS, 'all']}, not {task!r}")
+    from harken.experiment import run_experiment
+
     names = [n for t, ns in DEMO_TASKS.items() if task in ("all", t) for n in ns]
     configs = demo_configs(data_dir, **overrides)
     return {name: run_experiment(configs[name], Path(out) / name, mode) for name in names}
@@ -927,6 +936,8 @@ def bench_zeroshot(
     """
     if not datasets:
         raise ConfigError("give at least one dataset (--datasets kitchen20 my_clips.csv)")
+    from harken.experiment import ExperimentConfig, run_experiment
+
     data_dir = data_dir or os.environ.get("HARKEN_DATA_DIR")
     out = Path(out)
     bench_config = {

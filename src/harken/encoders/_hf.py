@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import os
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,6 +90,10 @@ def _silent_failure(exc: BaseException) -> bool:
 
 def _head(url: str, timeout: float) -> str | None:
     """``None`` when something answers ``HEAD url``, else why nothing did."""
+    import http.client  # here, not at the top: importing the encoders stays fast
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "harken"})
     opener = urllib.request.build_opener()  # reads the proxy variables now (urlopen's cached
     try:  # opener keeps those of its first use)
@@ -121,6 +122,8 @@ def hub_unreachable(endpoint: str | None = None, timeout: float | None = None) -
     Returns:
         ``None`` when it answered (any HTTP status), else a short reason.
     """
+    import urllib.request
+
     from huggingface_hub import constants
 
     url = (endpoint or constants.ENDPOINT).rstrip("/") + "/"
