@@ -1086,6 +1086,15 @@ def bench_detect(
     root = Path(data_dir) / "kitchen20"
     dev_clips = bench.kitchen20_clips(root, bench.DEV_FOLDS)
     test_clips = bench.kitchen20_clips(root, bench.TEST_FOLDS)
+    for split, clips, folds in (
+        ("dev", dev_clips, bench.DEV_FOLDS),
+        ("test", test_clips, bench.TEST_FOLDS),
+    ):
+        if not clips:
+            raise DataError(
+                f"{root / 'labels.csv'}: no clips in folds {list(folds)}; the {split} "
+                "soundscapes are built from them — use the full Kitchen20 labels.csv"
+            )
     labels = sorted({label for _, label in dev_clips + test_clips})
     config = {
         "benchmark": "detect",
