@@ -1155,7 +1155,8 @@ def bench_detect(
             )
         table.append({"system": "baseline (5 s windows, top label)", "split": split, **row})
         if split == "test":
-            _bench_pictures(folder, timelines, detector, labels, per_label, events["test"])
+            one = {c: chosen["threshold"] for c in labels}
+            _bench_pictures(folder, timelines, labels, one, events["test"])
     results = {
         "backend": backend,
         "score": score_kind(space),
@@ -1189,7 +1190,8 @@ def bench_detect(
     return results
 
 
-def _bench_pictures(folder, timelines, detector, labels, thresholds, events) -> None:
+def _bench_pictures(folder, timelines, labels, thresholds, events) -> None:
+    """One timeline PNG per test soundscape, with its annotated events beneath."""
     from harken.detection.segments import extract_segments
     from harken.reports.timeline import plot_timeline
 
