@@ -27,6 +27,9 @@ README = ROOT / "README.md"
 #: Kitchen20 classes of the small fixtures (``my_clips.csv``: the first four).
 CLASSES = ["blender", "chopping", "cutlery", "eat", "frying-pan", "microwave", "plates", "sweep"]
 
+#: The classes of the README's ``kitchen.wav`` soundscape.
+KITCHEN_LABELS = ["blender", "water-flowing", "chopping"]
+
 #: README commands that do not run here: the test covering them, or why they cannot run offline.
 ALLOWED = {
     "make demo": "set-up: installs harken and runs the full Kitchen20 benchmark (minutes); a "
@@ -148,6 +151,13 @@ def ws(shared_data, tmp_path_factory) -> Path:
     _wav(audio / _pick(rows, "water-flowing", 1)[0]["path"], ws / "clip1.wav")
     _wav(audio / _pick(rows, "blender", 3)[2]["path"], ws / "clip.wav")
     _wav(audio / _pick(rows, "chopping", 4)[3]["path"], ws / "query.wav")
+    # kitchen.wav: a soundscape of three real recordings with gaps (blender, water, chopping)
+    from harken.detection.soundscapes import build
+
+    picks = [(str(audio / _pick(rows, c, 1)[0]["path"]), c) for c in KITCHEN_LABELS]
+    (scape,) = build(picks, 0, 0, ws / "scape", "kitchen")
+    _wav(scape.path, ws / "kitchen.wav")
+    (ws / "kitchen.events.json").write_text(json.dumps(scape.events))
     (ws / "actions.txt").write_text("chopping vegetables\nblender\nwashing dishes\nsweeping\n")
     # my_clips.csv: a generic dataset, 4 classes × 4 clips
     with open(ws / "my_clips.csv", "w", newline="") as f:
@@ -164,6 +174,9 @@ def ws(shared_data, tmp_path_factory) -> Path:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(r for c in CLASSES for r in _pick(rows, c, 6))
+        # and two clips per class from folds 5–9 (`bench detect` tests on those folds)
+        late = [r for r in rows if int(r["fold"]) >= 5]
+        w.writerows(r for c in CLASSES for r in _pick(late, c, 2))
     # the GZSL example's descriptions:kda.csv (the shipped Kitchen20 descriptions)
     (ws / "kda.csv").write_bytes(Path(SHIPPED["kitchen20"]).read_bytes())
     # ~/data: a tiny synthetic ClipClap feature release of UCF-GZSL
@@ -324,6 +337,33 @@ def check_predict_device(ws, out):
     assert {r["label"] for r in item["ranking"]} == {"chop onion", "pour water", "wash dishes"}
 
 
+def check_detect(ws, out):
+    run = ws / "runs/detect"
+    segments = json.loads((run / "segments.json").read_text())
+    assert {s["label"] for s in segments} <= set(KITCHEN_LABELS)
+    assert (run / "segments.csv").read_text().startswith("file,start,end,label,score\n")
+    assert len(list((run / "timelines").glob("*.png"))) == 1
+    assert json.loads((run / "manifest.json").read_text())["config"]["window_s"] == 1.0
+    # the blender is found where it sounds (the bridge's clearest of the three)
+    (blender,) = [
+        e for e in json.loads((ws / "kitchen.events.json").read_text()) if e[2] == "blender"
+    ]
+    found = [s for s in segments if s["label"] == "blender"]
+    assert any(s["start"] < blender[1] and s["end"] > blender[0] for s in found)
+    assert "kitchen.wav" in out
+
+
+def check_bench_detect(ws, out):
+    results = json.loads((ws / "runs/bench-detect/results.json").read_text())
+    assert results["seeds"] == [0]  # the README's 0,1,2 shrunk
+    assert results["split"]["dev_folds"] == [1, 2, 3, 4]
+    systems = {(r["system"].split(" ")[0], r["split"]) for r in results["table"]}
+    assert systems == {(s, p) for s in ("detector", "baseline") for p in ("dev", "test")}
+    for row in results["table"]:
+        assert 0.0 <= row["event_F1"] <= 1.0 and 0.0 <= row["PSDS1"] <= 1.0
+    assert "| baseline" in out
+
+
 CHECKS = {
     "harken weights": check_weights_list,
     "harken predict clip.wav --labels 'chop onion,pour water,wash dishes' --device auto --json": (
@@ -346,6 +386,10 @@ CHECKS = {
     "harken bench zeroshot --datasets kitchen20 my_clips.csv --backend bridge --out runs/bench": (
         check_bench
     ),
+    "harken detect kitchen.wav --labels blender,water-flowing,chopping --out runs/detect": (
+        check_detect
+    ),
+    "harken bench detect --seeds 0,1,2 --out runs/bench-detect": check_bench_detect,
 }
 
 

@@ -17,7 +17,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -996,3 +996,351 @@ def bench_markdown(table: dict) -> str:
             f"| {r['audio_to_text_R@1']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# detection: long recordings as timelines
+
+
+@dataclass
+class Detections:
+    """What :func:`detect` found.
+
+    Attributes:
+        segments: ``[{"file", "start", "end", "label", "score"}, ...]`` over all files, each
+            file's sorted by start.
+        timelines: Per file, its :class:`~harken.detection.detector.Timeline` (frame
+            boundaries, raw and smoothed ``[N, C]`` scores).
+        settings: Backend, score kind, window/hop, smoothing and the per-label thresholds
+            (with how each was chosen).
+    """
+
+    segments: list[dict]
+    timelines: list
+    settings: dict
+
+    def to_pandas(self):
+        """The segments as a ``pandas.DataFrame`` (columns file, start, end, label, score)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.segments, columns=["file", "start", "end", "label", "score"])
+
+
+def _detection_files(files: Sequence[str | Path]) -> list[str]:
+    """The inputs of :func:`detect` (folders expanded), each an existing file.
+
+    Raises:
+        ConfigError: no files given.
+        DataError: a file does not exist (checked before any model loads).
+    """
+    if isinstance(files, str | Path):
+        files = [files]
+    if not files:
+        raise ConfigError("no audio or video files given")
+    found = expand_inputs(files)
+    for f in found:
+        if not Path(f).is_file():
+            raise DataError(f"{f}: file not found")
+    return found
+
+
+def _detector(backend, templates, labels, window, hop, smooth, threshold):
+    """The detector of :func:`detect` with one threshold for every label, and its space."""
+    from harken.detection.detector import Detector, default_smooth
+    from harken.detection.scoring import window_score_fn
+    from harken.detection.thresholds import default_threshold
+    from harken.detection.windows import WindowSpec, default_window
+
+    spec = default_window(backend)
+    spec = WindowSpec(spec.window if window is None else window, spec.hop if hop is None else hop)
+    space = joint_space(backend)
+    texts, _ = _label_texts(templates, _model_settings(None), labels)
+    emb = class_embeddings(texts, space.text_encoder, labels)
+    theta = default_threshold(backend) if threshold is None else float(threshold)
+    smooth = default_smooth(backend) if smooth is None else smooth
+    detector = Detector(
+        space.audio_encoder,
+        window_score_fn(space, emb),
+        labels,
+        spec,
+        smooth,
+        {label: theta for label in labels},
+    )
+    return detector, space
+
+
+def detect(
+    files: Sequence[str | Path] | str | Path,
+    labels: Sequence[str],
+    backend: str = "bridge",
+    templates: str | Sequence[str] | None = None,
+    window: float | None = None,
+    hop: float | None = None,
+    smooth: float | None = None,
+    threshold: float | None = None,
+    thresholds_from: str | Path | None = None,
+    out: str | Path | None = None,
+    mode: str = "new",
+) -> Detections:
+    """Find when each label sounds in long recordings: segments ``{file, start, end, label,
+    score}`` and a timeline per file.
+
+    Each file (audio, or a video's audio track) is streamed in bounded memory, scored in
+    overlapping windows by the backend (per-label scores, no softmax: see
+    :mod:`harken.detection.scoring`), median-smoothed over time, and a segment is emitted
+    where a label's smoothed score is above its threshold (:mod:`harken.detection`).
+
+    Args:
+        files: Audio/video files or folders.
+        labels: Candidate labels (any may be absent from a recording).
+        backend: Joint space (see :func:`predict`).
+        templates: Prompt ensemble for the labels (see :func:`predict`).
+        window, hop: Window length and hop in seconds (default by backend:
+            :data:`~harken.detection.windows.DEFAULT_WINDOWS`; ``bridge`` 1 s / 0.5 s).
+        smooth: Median-filter length in seconds (default:
+            :data:`~harken.detection.detector.DEFAULT_SMOOTH`; 0 = none).
+        threshold: One threshold for every label (default:
+            :data:`~harken.detection.thresholds.DEFAULT_THRESHOLDS`).
+        thresholds_from: A CSV ``file,start,end,label`` of segments annotated on your own
+            recordings: each annotated label gets the threshold maximising its event F1 there.
+        out: Folder for ``segments.json``, ``segments.csv``, ``timelines/*.png`` and
+            ``manifest.json`` (a harken run folder).
+        mode: Run-folder mode of ``out`` (``new`` or ``overwrite``).
+
+    Raises:
+        ConfigError: bad settings, or both ``threshold`` and ``thresholds_from``.
+        DataError: a missing input file or a bad annotations CSV (before any model loads).
+    """
+    from harken.detection.thresholds import choose_thresholds, read_annotations
+
+    labels = _check_labels(labels)
+    if threshold is not None and thresholds_from is not None:
+        raise ConfigError("give either --threshold or --thresholds-from, not both")
+    paths = _detection_files(files)
+    annotations = read_annotations(thresholds_from, labels) if thresholds_from else None
+    folder = None
+    if out is not None:
+        folder = RunFolder(Path(out), mode)
+    detector, space = _detector(backend, templates, labels, window, hop, smooth, threshold)
+    default = next(iter(detector.thresholds.values()))
+    chosen = {c: {"threshold": default, "chosen_on": "default"} for c in labels}
+    if threshold is not None:
+        chosen = {c: {"threshold": default, "chosen_on": "--threshold"} for c in labels}
+    annotated = {}
+    if annotations is not None:
+        from harken.detection.bench import tables
+
+        annotated = {f: detector.timeline(f) for f in annotations}
+        detector.thresholds, chosen = choose_thresholds(
+            tables(annotated.values(), labels), annotations, labels, default
+        )
+    from harken.detection.scoring import score_kind
+
+    settings = {
+        "backend": backend,
+        "space_config": space.config(),
+        "score": score_kind(space),
+        **detector.settings(),
+        "thresholds": chosen,
+        "thresholds_from": str(thresholds_from) if thresholds_from else None,
+        "templates": templates,
+        "labels": labels,
+    }
+    timelines, segments = [], []
+    for path in paths:
+        known = annotated.get(str(Path(path).resolve()))  # scored already: reuse
+        timeline = detector.timeline(path) if known is None else replace(known, file=path)
+        timelines.append(timeline)
+        segments += detector.segments(timeline)
+    result = Detections([s.to_dict() for s in segments], timelines, settings)
+    if folder is not None:
+        _write_detections(folder, result, detector)
+    return result
+
+
+def _write_detections(folder: RunFolder, result: Detections, detector) -> None:
+    """``segments.json``/``.csv``, one timeline PNG per file and the manifest."""
+    from harken.detection.segments import Segment
+    from harken.reports.timeline import plot_timeline
+
+    folder.begin(result.settings)
+    folder.write_json("segments.json", result.segments)
+    fields = ["file", "start", "end", "label", "score"]
+    folder.write_csv("segments.csv", fields, ([s[k] for k in fields] for s in result.segments))
+    (folder.path / "timelines").mkdir(exist_ok=True)
+    pictures = []
+    for i, timeline in enumerate(result.timelines):
+        segs = [Segment(**s) for s in result.segments if s["file"] == timeline.file]
+        stem = "".join(ch if ch.isalnum() else "-" for ch in Path(timeline.file).stem)
+        name = f"timelines/{i:03d}-{stem}.png"
+        plot_timeline(
+            folder.path / name,
+            timeline,
+            detector.labels,
+            segs,
+            detector.thresholds,
+            score_name=result.settings["score"].split(" (")[0],
+        )
+        pictures.append({"file": timeline.file, "timeline": name, "duration_s": timeline.duration})
+    folder.write_manifest(config=result.settings, files=pictures)
+
+
+def bench_detect(
+    seeds: Sequence[int] = (0, 1, 2),
+    out: str | Path = "runs/bench-detect",
+    backend: str = "bridge",
+    data_dir: str | None = None,
+    mode: str = "new",
+) -> dict:
+    """Detection benchmark on soundscapes built from real Kitchen20 clips
+    (:mod:`harken.detection.bench`): settings chosen on dev soundscapes (folds 1–4), event F1
+    and PSDS on test soundscapes (folds 5–9), beside a fixed-window top-label baseline.
+
+    Writes ``results.json``, ``results.md``, ``manifest.json``, the soundscapes and their
+    ``ground_truth.csv`` (``file,start,end,label``: usable as ``--thresholds-from``) and the
+    test timelines into ``out``.
+
+    Args:
+        seeds: Soundscape seeds (one dev and one test set per seed).
+        out: Output folder (a harken run folder).
+        backend: Joint space (see :func:`predict`).
+        data_dir: Folder holding ``kitchen20/`` (default ``$HARKEN_DATA_DIR``).
+        mode: ``new`` or ``overwrite``.
+    """
+    from harken.detection import bench, soundscapes
+    from harken.detection.detector import Detector
+    from harken.detection.scoring import score_kind, window_score_fn
+    from harken.detection.thresholds import choose_thresholds
+    from harken.detection.windows import WindowSpec
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("give at least one seed (--seeds 0,1,2)")
+    data_dir = data_dir or os.environ.get("HARKEN_DATA_DIR")
+    if not data_dir:
+        raise ConfigError("give the folder holding kitchen20/ with --data-dir or $HARKEN_DATA_DIR")
+    root = Path(data_dir) / "kitchen20"
+    dev_clips = bench.kitchen20_clips(root, bench.DEV_FOLDS)
+    test_clips = bench.kitchen20_clips(root, bench.TEST_FOLDS)
+    for split, clips, folds in (
+        ("dev", dev_clips, bench.DEV_FOLDS),
+        ("test", test_clips, bench.TEST_FOLDS),
+    ):
+        if not clips:
+            raise DataError(
+                f"{root / 'labels.csv'}: no clips in folds {list(folds)}; the {split} "
+                "soundscapes are built from them — use the full Kitchen20 labels.csv"
+            )
+    labels = sorted({label for _, label in dev_clips + test_clips})
+    config = {
+        "benchmark": "detect",
+        "backend": backend,
+        "seeds": seeds,
+        "data_dir": str(data_dir),
+        "split": {"dev_folds": list(bench.DEV_FOLDS), "test_folds": list(bench.TEST_FOLDS)},
+        "labels": labels,
+        "grid": bench.grid(backend),
+        "baseline": {"window_s": bench.BASELINE.window, "hop_s": bench.BASELINE.hop},
+    }
+    folder = RunFolder(Path(out), mode)
+    folder.begin(config)
+    sets: dict[str, list] = {"dev": [], "test": []}
+    with folder.stage("soundscapes"):
+        for seed in seeds:
+            for k, (split, clips) in enumerate((("dev", dev_clips), ("test", test_clips))):
+                sets[split] += soundscapes.build(
+                    clips, seed, k, folder.path / "soundscapes", f"{split}-s{seed}"
+                )
+    events = {s: {str(x.path): x.events for x in sets[s]} for s in sets}
+    durations = {s: {str(x.path): x.duration for x in sets[s]} for s in sets}
+    gt_rows = [(x.path.name, *event) for s in sets for x in sets[s] for event in x.events]
+    folder.write_csv("soundscapes/ground_truth.csv", ["file", "start", "end", "label"], gt_rows)
+    space = joint_space(backend)
+    texts, _ = _label_texts(None, _model_settings(None), labels)
+    score = window_score_fn(space, class_embeddings(texts, space.text_encoder, labels))
+    encoder = space.audio_encoder
+    with folder.stage("tune on dev"):
+        chosen, tried, dev_scored = bench.tune(encoder, score, events["dev"], labels, backend)
+    spec = WindowSpec(chosen["window_s"], chosen["hop_s"])
+    detector = Detector(encoder, score, labels, spec, chosen["smooth_s"], {})
+    table, per_label = [], {}
+    for split in ("dev", "test"):
+        with folder.stage(f"detector {split}"):
+            scored = dev_scored if split == "dev" else None
+            scored = scored or bench.score_all(encoder, list(events[split]), spec, score)
+            timelines = [detector.smoothed(p, got) for p, got in scored.items()]
+            tabs = bench.tables(timelines, labels)
+        if split == "dev":
+            per_label, _ = choose_thresholds(tabs, events["dev"], labels, chosen["threshold"])
+        for system, thresholds in (
+            ("detector (one threshold, chosen on dev)", chosen["threshold"]),
+            ("detector (per-label thresholds from dev annotations)", per_label),
+        ):
+            row = bench.evaluate(tabs, events[split], durations[split], labels, thresholds)
+            table.append({"system": system, "split": split, **row})
+        with folder.stage(f"baseline {split}"):
+            base = bench.baseline_timelines(
+                bench.score_all(encoder, list(events[split]), bench.BASELINE, score)
+            )
+            row = bench.evaluate(
+                bench.tables(base, labels, raw=True),
+                events[split],
+                durations[split],
+                labels,
+                bench.NOT_PICKED / 2,
+            )
+        table.append({"system": "baseline (5 s windows, top label)", "split": split, **row})
+        if split == "test":
+            one = {c: chosen["threshold"] for c in labels}
+            _bench_pictures(folder, timelines, labels, one, events["test"])
+    results = {
+        "backend": backend,
+        "score": score_kind(space),
+        "seeds": seeds,
+        "labels": labels,
+        "split": {
+            "dev_folds": list(bench.DEV_FOLDS),
+            "test_folds": list(bench.TEST_FOLDS),
+            "dev_soundscapes": len(sets["dev"]),
+            "test_soundscapes": len(sets["test"]),
+            "dev_events": sum(len(x.events) for x in sets["dev"]),
+            "test_events": sum(len(x.events) for x in sets["test"]),
+        },
+        "chosen_on_dev": chosen,
+        "per_label_thresholds_from_dev": per_label,
+        "tried_on_dev": tried,
+        "table": table,
+    }
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", bench.results_markdown(results))
+    folder.write_manifest(
+        config=config,
+        split=results["split"],
+        soundscapes={
+            s: [{"file": str(x.path), "duration_s": x.duration, "clips": x.sources} for x in xs]
+            for s, xs in sets.items()
+        },
+        space_config=space.config(),
+        chosen_on_dev=chosen,
+    )
+    return results
+
+
+def _bench_pictures(folder, timelines, labels, thresholds, events) -> None:
+    """One timeline PNG per test soundscape, with its annotated events beneath."""
+    from harken.detection.segments import extract_segments
+    from harken.reports.timeline import plot_timeline
+
+    (folder.path / "timelines").mkdir(exist_ok=True)
+    for timeline in timelines:
+        segs = extract_segments(
+            timeline.file, timeline.boundaries, timeline.smoothed, labels, thresholds
+        )
+        plot_timeline(
+            folder.path / "timelines" / f"{Path(timeline.file).stem}.png",
+            timeline,
+            labels,
+            segs,
+            thresholds,
+            events=events[timeline.file],
+        )
