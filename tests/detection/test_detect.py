@@ -14,6 +14,7 @@ from harken.detection import bench
 from harken.detection.soundscapes import build
 from harken.errors import ConfigError, DataError
 from harken.metrics.detection import event_f1, restrict_classes
+from tiny_models import save_tiny_clap
 
 #: Kitchen20 clips the offline bridge recognises (their class ranks first in ``predict``).
 CLIPS = {
@@ -145,3 +146,27 @@ def test_cli_detect_prints_segments_and_refuses_bad_input(scape, tmp_path, capsy
     with pytest.raises(SystemExit) as exc:
         main(["detect", "x.wav", "--labels", "a,b", "--threshold", "1", "--thresholds-from", "a"])
     assert exc.value.code == 2
+
+
+def test_a_clap_backend_scores_each_label_by_the_sigmoid_of_its_logit(
+    shared_data, tmp_path_factory
+):
+    from harken.data.audio import load_audio
+    from harken.methods.joint import sigmoid
+
+    model = save_tiny_clap(tmp_path_factory.mktemp("tiny_clap"), fused=False)
+    clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
+    labels = ["blender", "sweep", "chop"]
+    got = api.detect([str(clip)], labels, backend=f"clap:{model}", window=2.0, hop=1.0)
+    (t,) = got.timelines
+    assert got.settings["score"].startswith("sigmoid") and got.settings["smooth_s"] == 10.0
+    assert len(t.boundaries) - 1 == 4  # 5 s: windows at 0, 1, 2, 3 s (the last ends at 5 s)
+    # the same numbers from the space: σ(λ · cos) of each window's own embedding
+    space = api.joint_space(f"clap:{model}")
+    rate = space.audio_encoder.sample_rate
+    wave, _ = load_audio(clip, rate)
+    first = space.audio_encoder.embed([wave[: 2 * rate]])
+    texts, _ = api._label_texts(None, api._model_settings(None), labels)
+    emb = api.class_embeddings(texts, space.text_encoder, labels)
+    np.testing.assert_allclose(t.raw[0], sigmoid(space.scores(first, emb))[0], rtol=1e-4)
+    assert not np.allclose(t.raw.sum(axis=1), 1.0)  # no softmax over labels
