@@ -506,19 +506,26 @@ def device_block(device: str | None):
 
 
 def score_kind(space, multi_label: bool) -> str:
-    """What a space's scores are: probabilities exist iff it has a logit scale ``λ``.
+    """What a space's scores are: probabilities exist iff it has a logit scale ``λ``;
+    independent (sigmoid) ones only where its logits were learnt as such
+    (:attr:`~harken.methods.joint.JointSpace.independent_logits`: CLAP, MS-CLAP).
 
     Raises:
-        ConfigError: ``multi_label`` on a space without a logit scale.
+        ConfigError: ``multi_label`` on a space without independent logits.
     """
+    if multi_label and not getattr(space, "independent_logits", False):
+        what = (
+            "compatibilities, not logits"
+            if space.logit_scale is None
+            else "calibrated for a softmax over the candidates only (a sigmoid of them is not "
+            "a probability)"
+        )
+        raise ConfigError(
+            f"multi-label (sigmoid) probabilities need a backend with learnt logits "
+            f"(clap[:<id>], msclap); the {space.spec!r} backend's scores are {what}: drop "
+            "--multi-label / multi_label=True or choose --backend clap"
+        )
     if space.logit_scale is None:
-        if multi_label:
-            raise ConfigError(
-                f"multi-label (sigmoid) probabilities need a backend with a logit scale "
-                f"(clap[:<id>], msclap); the {space.spec!r} backend's scores are "
-                "compatibilities, not logits: drop --multi-label / multi_label=True or "
-                "choose --backend clap"
-            )
         return "compatibility"
     return "probability (independent)" if multi_label else "probability"
 

@@ -354,6 +354,7 @@ def _add_detect_parser(sub) -> None:
     p.add_argument("--out", help="folder for segments.json/.csv, timeline PNGs and manifest")
     p.add_argument("--json", action="store_true", help="print the segments as JSON")
     _add_mode_flags(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_detect)
 
 
@@ -375,6 +376,7 @@ def _add_bench_detect_parser(bench) -> None:
     p.add_argument("--out", default="runs/bench-detect", help="output folder")
     p.add_argument("--data-dir", help="folder holding kitchen20/ (default: $HARKEN_DATA_DIR)")
     _add_mode_flags(p)
+    _add_device_flag(p)
     p.set_defaults(func=_cmd_bench_detect)
 
 

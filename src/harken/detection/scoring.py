@@ -52,20 +52,25 @@ class WindowScores:
 
 def window_score_fn(space, class_embeddings: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """The function from audio-encoder outputs ``[n, D]`` to ``[n, C]`` window scores (see the
-    module docstring): the joint space's compatibility, through a sigmoid when the space has
-    a logit scale (CLAP)."""
+    module docstring): the sigmoid of the logit where the space's logits are learnt per label
+    (CLAP: :attr:`~harken.methods.joint.JointSpace.independent_logits`), else the plain
+    compatibility ``a(x)ᵀu(t)`` (the bridge; its ``λ``, a softmax temperature over the
+    candidates, is not applied: a window may hold none of the labels)."""
     from harken.methods.joint import sigmoid
+
+    independent = getattr(space, "independent_logits", False)
+    unscale = 1.0 if independent else 1.0 / (space.logit_scale or 1.0)
 
     def score(features: np.ndarray) -> np.ndarray:
         s = np.asarray(space.scores(features, class_embeddings), np.float64)
-        return sigmoid(s) if space.logit_scale is not None else s
+        return sigmoid(s) if independent else s * unscale
 
     return score
 
 
 def score_kind(space) -> str:
     """What :func:`window_score_fn` returns for ``space`` (recorded with every result)."""
-    if space.logit_scale is not None:
+    if getattr(space, "independent_logits", False):
         return "sigmoid probability σ(λ·cos) per label"
     return "bridge compatibility a(x)ᵀu(t) (not a probability)"
 

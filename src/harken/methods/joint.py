@@ -52,12 +52,17 @@ class JointSpace(ABC):
         audio_name: Registry name of the audio encoder (also its feature-store name).
         text_name: Registry name of the text encoder.
         logit_scale: ``λ`` (None when the scores are not calibrated logits).
+        independent_logits: Whether the logits also give independent per-label probabilities.
     """
 
     spec: str
     audio_name: str
     text_name: str
     logit_scale: float | None = None
+    #: Whether ``sigmoid(λ · a(x)ᵀ u(t))`` is a meaningful per-label probability on its own
+    #: (CLAP's learnt logits), so several labels can hold at once. A space whose ``λ`` is only a
+    #: softmax temperature over the candidates (the calibrated bridge) has no such reading.
+    independent_logits: bool = False
 
     def __init__(self) -> None:
         self._encoders: dict[str, Encoder] = {}
@@ -167,6 +172,7 @@ class ClapSpace(JointSpace):
         self.spec = f"{family}{suffix}"
         self.audio_name = f"{family}{suffix}"
         self.text_name = f"{family}-text{suffix}"
+        self.independent_logits = True
 
     @property
     def logit_scale(self) -> float:  # type: ignore[override]
