@@ -358,7 +358,7 @@ def _check_size(path: Path) -> None:
 
 
 #: The bridge joint space's settings a run's ``conse``/``bridge``/``zeroshot`` method records.
-SPACE_KEYS = ("top_t", "sim_threshold", "sim_power")
+SPACE_KEYS = ("top_t", "sim_threshold", "sim_power", "label_text")
 
 
 def _model_settings(model_dir: str | Path | None) -> dict:
@@ -373,6 +373,9 @@ def _model_settings(model_dir: str | Path | None) -> dict:
     selection score). They become the bridge joint space's ``(T, δ, γ)`` (ConSE is the bridge
     with ``δ = −1, γ = 1``), with the run's tagger, text encoder and knowledge generator.
     """
+    # Without a run folder the joint space's own defaults apply (``BridgeSpace``: MiniLM, the
+    # tagger's labels in sound templates, δ = 0.518 — chosen on non-test text, see
+    # ``benchmarks/vocabulary.py``); the labels are described by the ``harken`` prompt ensemble.
     settings = {
         "space_options": {},
         "generator": "template:harken",
@@ -550,9 +553,9 @@ def zero_shot_classifier(
     if model is not None:
         if backend != "bridge":
             raise ConfigError("--model takes its scorer from the run folder; drop --backend")
-        space = joint_space(
-            "bridge", tagger=s["tagger"], text=s["text_encoder"], **s["space_options"]
-        )
+        # conse/bridge runs chose (T, δ, γ) for plain label names (they record no label_text).
+        options = {"label_text": "name", **s["space_options"]}
+        space = joint_space("bridge", tagger=s["tagger"], text=s["text_encoder"], **options)
         return ZeroShot(space, activation), s
     return ZeroShot(joint_space(backend), activation), s
 
