@@ -11,6 +11,11 @@ harken fits ``T`` once, offline, for its default ``bridge`` joint space and ship
 and NLL/ECE before and after); ``benchmarks/calibrate_bridge.py`` refits it. The scorer's
 ``logit_scale`` is then ``1/T`` for exactly that configuration (:func:`fitted_logit_scale`) and
 None for any other, whose scores stay compatibilities.
+
+The shipped fit (``T ≈ 0.0052``) lowers Kitchen20's NLL from 2.22 to 1.90 and its ECE from 0.25
+to 0.08 (also per held-out fold); out of sample, on av-mini's 36 clips × 32 labels, NLL moves
+only from 3.44 to 3.42 and ECE from 0.36 to 0.34 — the probabilities are more honest than a
+softmax of raw scores but over-confident on vocabularies whose labels match AudioSet closely.
 """
 
 from __future__ import annotations
