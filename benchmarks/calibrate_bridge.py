@@ -1,4 +1,4 @@
-"""Refit the packaged temperature of the default ``bridge`` space (``calibration_data/``).
+"""Refit the packaged temperature of ``predict``'s default ``bridge`` space (``calibration_data/``).
 
 Data: Kitchen20's 1,070 clips (not the user's data), each seen ``--subsets`` times with a random
 candidate set of 2–20 of the 20 class names that always contains its true class (sizes uniform,
@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
-    space = BridgeSpace()
+    from harken.api import _model_settings
+
+    space = BridgeSpace(**_model_settings(None)["space_options"])  # predict's bridge
     files, labels = read_labels("kitchen20")
     classes = sorted(set(labels))
     truth = np.array([classes.index(t) for t in labels])

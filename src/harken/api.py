@@ -373,11 +373,12 @@ def _model_settings(model_dir: str | Path | None) -> dict:
     selection score). They become the bridge joint space's ``(T, δ, γ)`` (ConSE is the bridge
     with ``δ = −1, γ = 1``), with the run's tagger, text encoder and knowledge generator.
     """
-    # Without a run folder the joint space's own defaults apply (``BridgeSpace``: MiniLM, the
-    # tagger's labels in sound templates, δ = 0.518 — chosen on non-test text, see
-    # ``benchmarks/vocabulary.py``); the labels are described by the ``harken`` prompt ensemble.
+    # Without a run folder, the bridge writes the tagger's labels in the sound templates with
+    # δ = 0.518 (MiniLM; chosen on non-test text, see harken.methods.joint and
+    # benchmarks/vocabulary.py; calibrated: harken.methods.calibration), and the labels are
+    # described by the ``harken`` prompt ensemble.
     settings = {
-        "space_options": {},
+        "space_options": {"label_text": "sound", "sim_threshold": 0.518},
         "generator": "template:harken",
         "generator_options": {},
         "fallback_generator": "template:harken",
@@ -557,7 +558,8 @@ def zero_shot_classifier(
         options = {"label_text": "name", **s["space_options"]}
         space = joint_space("bridge", tagger=s["tagger"], text=s["text_encoder"], **options)
         return ZeroShot(space, activation), s
-    return ZeroShot(joint_space(backend), activation), s
+    options = s["space_options"] if backend == "bridge" else {}
+    return ZeroShot(joint_space(backend, **options), activation), s
 
 
 class Predictions(list):

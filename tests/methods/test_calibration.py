@@ -77,26 +77,27 @@ def test_logit_scale_only_for_the_fitted_configuration(tmp_path):
     assert fitted_logit_scale(key, tmp_path / "missing.json") is None
 
 
-def test_packaged_calibration_matches_the_default_bridge():
+def _predict_options() -> dict:
+    from harken.api import _model_settings
+
+    return _model_settings(None)["space_options"]
+
+
+def test_packaged_calibration_matches_predicts_bridge():
     fitted = json.loads(BRIDGE_CALIBRATION.read_text())
-    default = BridgeSpace()
-    assert fitted["space"] == default.calibration_key()
-    assert default.logit_scale == pytest.approx(1 / fitted["temperature"])
-    assert default.config()["logit_scale"] == default.logit_scale
-    for field in ("data", "date", "nll", "ece"):
+    space = BridgeSpace(**_predict_options())
+    assert fitted["space"] == space.calibration_key()
+    assert space.logit_scale == pytest.approx(1 / fitted["temperature"])
+    assert space.config()["logit_scale"] == space.logit_scale
+    for field in ("data", "date", "nll", "ece", "av_mini"):
         assert field in fitted
     assert fitted["nll"]["after"] <= fitted["nll"]["before"]
 
 
 @pytest.mark.parametrize(
     "options",
-    [
-        {"top_t": 10},
-        {"sim_threshold": 0.3},
-        {"sim_power": 1.0},
-        {"text": "use"},
-        {"label_text": "name"},
-    ],
+    [{"top_t": 10}, {"sim_threshold": 0.3}, {"sim_power": 1.0}, {"text": "use"}],
 )
 def test_other_bridge_configurations_are_not_calibrated(options):
-    assert BridgeSpace(**options).logit_scale is None
+    assert BridgeSpace(**{**_predict_options(), **options}).logit_scale is None
+    assert BridgeSpace().logit_scale is None  # the plain-name bridge of index/search

@@ -112,7 +112,11 @@ def test_sound_label_side_is_the_normalised_template_mean():
     assert space.config()["label_text"] == "sound" and space.logit_scale is None
 
 
-def test_default_bridge_is_the_configuration_chosen_on_non_test_text():
-    space = BridgeSpace()
+def test_predict_bridge_is_the_configuration_chosen_on_non_test_text():
+    from harken.api import _model_settings
+
+    plain = BridgeSpace()  # index/search: typed queries, plain label names
+    assert (plain.label_text, plain.sim_threshold) == ("name", 0.3)
+    space = BridgeSpace(**_model_settings(None)["space_options"])
     assert (space.text_name, space.label_text) == ("minilm", "sound")
     assert (space.top_t, space.sim_threshold, space.sim_power) == (50, 0.518, 2.0)

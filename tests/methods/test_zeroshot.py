@@ -36,7 +36,7 @@ def test_prompt_ensemble_is_normalised_mean_of_normalised_templates():
 
 @pytest.fixture(scope="module")
 def space() -> BridgeSpace:
-    space = BridgeSpace(top_t=3, sim_threshold=0.0, sim_power=1.0, label_text="name")
+    space = BridgeSpace(top_t=3, sim_threshold=0.0, sim_power=1.0)
     space._encoders["yamnet"] = FakeTagger()
     return space
 

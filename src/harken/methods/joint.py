@@ -13,20 +13,25 @@ product is the compatibility of a clip and a text:
   ``a(x)`` = the clip's top-``T`` tagger posteriors, normalised to sum 1 (zero elsewhere), and
   ``u(t)_k = φ(cos(s_k, e_t))`` over the tagger's ``K`` label embeddings ``s_k``, so
   ``a(x)ᵀ u(t)`` is exactly the bridge/ConSE score (Norouzi et al. 2014, Eq. 1). ``λ`` is
-  ``1/T`` of a temperature fitted offline for the default configuration
+  ``1/T`` of a temperature fitted offline for ``predict``'s configuration
   (:mod:`harken.methods.calibration`), so ``softmax(λ · a(x)ᵀu(t))`` over the candidates is a
   calibrated probability; for any other configuration ``λ`` is None (compatibilities only).
 
-  The defaults were chosen on text that is neither a test vocabulary nor test audio
-  (``benchmarks/vocabulary.py``: the AudioSet ontology's 521 human-written class descriptions
-  as queries, and ESC-50's class names with simulated tagger outputs), never on Kitchen20's or
-  av-mini's classes: the text encoder ``minilm`` (ahead of USE and multilingual-e5 on both
-  proxies), the tagger's labels written ``sound`` — put into the same sound templates as a
+  ``BridgeSpace()``'s own defaults (plain label names, δ = 0.3, T = 50, γ = 2, fixed a priori)
+  serve ``index``/``search``, whose text queries are embedded as typed. ``predict`` describes
+  its labels with a prompt ensemble and uses ``label_text="sound", sim_threshold=0.518``
+  (:func:`harken.api._model_settings`), chosen on text that is neither a test vocabulary nor
+  test audio (``benchmarks/vocabulary.py``: the AudioSet ontology's 521 human-written class
+  descriptions as queries, and ESC-50's class names with simulated tagger outputs), never on
+  Kitchen20's or av-mini's classes: the text encoder ``minilm`` (ahead of USE and
+  multilingual-e5 on both proxies); the tagger's labels put into the same sound templates as a
   user's labels, so both sides of the cosine are sentences of one form (description R@1 0.27 →
-  0.36, MRR 0.39 → 0.48; ESC-50 accuracy 0.94 → 0.96) — and ``δ = 0.518``: templated label
+  0.36, MRR 0.39 → 0.48; ESC-50 accuracy 0.94 → 0.96); and ``δ = 0.518``: templated label
   texts share the templates' words, which lifts every cosine, so the a-priori δ = 0.3 for plain
   names (the 0.838 quantile of the cosines between distinct label names) is carried over as
-  the same quantile of the templated labels' cosines. ``T = 50`` and ``γ = 2`` stay a priori.
+  the same quantile of the templated labels' cosines. Texts embedded *without* templates sit
+  below that δ (64–88 % of EPIC-SOUNDS / EPIC-KITCHENS class names typed raw bridge to no
+  label at all), which is why ``search`` keeps the plain-name bridge.
 
 Because scores are inner products, one persistent index of ``a(x)`` vectors serves text→audio
 search (query ``u(t)``) and audio→audio search (query :meth:`JointSpace.audio_query_vectors`).
@@ -156,11 +161,11 @@ class BridgeSpace(JointSpace):
     Args:
         tagger: Audio tagger encoder with ``class_names`` (default ``yamnet``).
         text: Text encoder of label names and queries (default ``minilm``).
-        top_t, sim_threshold, sim_power: ``T``, ``δ``, ``γ`` (defaults: see the module
-            docstring; ``δ = 0.3`` is the a-priori value for ``label_text="name"``).
+        top_t, sim_threshold, sim_power: ``T``, ``δ``, ``γ`` — the bridge's a-priori defaults
+            for plain label names (``predict`` uses ``δ = 0.518`` with ``label_text="sound"``;
+            see the module docstring).
         label_text: How the tagger's labels are written on the label side (:data:`LABEL_TEXTS`;
-            default ``sound``; ``name`` is the bridge of the experiments' ``conse``/``bridge``
-            methods).
+            ``name``, the default, is the bridge of the experiments' ``conse``/``bridge``).
     """
 
     def __init__(
@@ -168,9 +173,9 @@ class BridgeSpace(JointSpace):
         tagger: str = "yamnet",
         text: str = "minilm",
         top_t: int = 50,
-        sim_threshold: float = 0.518,
+        sim_threshold: float = 0.3,
         sim_power: float = 2.0,
-        label_text: str = "sound",
+        label_text: str = "name",
     ) -> None:
         super().__init__()
         if label_text not in LABEL_TEXTS:
