@@ -491,7 +491,7 @@ def _check_size(path: Path) -> None:
 
 
 #: The bridge joint space's settings a run's ``conse``/``bridge``/``zeroshot`` method records.
-SPACE_KEYS = ("top_t", "sim_threshold", "sim_power")
+SPACE_KEYS = ("top_t", "sim_threshold", "sim_power", "label_text")
 
 
 def _model_settings(model_dir: str | Path | None) -> dict:
@@ -506,8 +506,12 @@ def _model_settings(model_dir: str | Path | None) -> dict:
     selection score). They become the bridge joint space's ``(T, δ, γ)`` (ConSE is the bridge
     with ``δ = −1, γ = 1``), with the run's tagger, text encoder and knowledge generator.
     """
+    # Without a run folder, the bridge writes the tagger's labels in the sound templates with
+    # δ = 0.518 (MiniLM; chosen on non-test text, see harken.methods.joint and
+    # benchmarks/vocabulary.py; calibrated: harken.methods.calibration), and the labels are
+    # described by the ``harken`` prompt ensemble.
     settings = {
-        "space_options": {},
+        "space_options": {"label_text": "sound", "sim_threshold": 0.518},
         "generator": "template:harken",
         "generator_options": {},
         "fallback_generator": "template:harken",
@@ -693,11 +697,12 @@ def zero_shot_classifier(
     if model is not None:
         if backend != "bridge":
             raise ConfigError("--model takes its scorer from the run folder; drop --backend")
-        space = joint_space(
-            "bridge", tagger=s["tagger"], text=s["text_encoder"], **s["space_options"]
-        )
+        # conse/bridge runs chose (T, δ, γ) for plain label names (they record no label_text).
+        options = {"label_text": "name", **s["space_options"]}
+        space = joint_space("bridge", tagger=s["tagger"], text=s["text_encoder"], **options)
         return ZeroShot(space, activation), s
-    return ZeroShot(joint_space(backend), activation), s
+    options = s["space_options"] if backend == "bridge" else {}
+    return ZeroShot(joint_space(backend, **options), activation), s
 
 
 def predict(

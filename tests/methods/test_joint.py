@@ -9,7 +9,13 @@ import pytest
 
 from harken.errors import ConfigError
 from harken.methods.conse import conse_scores, l2_normalize
-from harken.methods.joint import BridgeSpace, get_joint_space, sigmoid, softmax
+from harken.methods.joint import (
+    BridgeSpace,
+    get_joint_space,
+    sigmoid,
+    softmax,
+    tagger_label_texts,
+)
 
 
 class FakeTagger:
@@ -25,7 +31,7 @@ class FakeTagger:
 
 @pytest.fixture(scope="module")
 def bridge() -> BridgeSpace:
-    space = BridgeSpace(top_t=2, sim_threshold=0.1, sim_power=2.0)
+    space = BridgeSpace(top_t=2, sim_threshold=0.1, sim_power=2.0, label_text="name")
     space._encoders["yamnet"] = FakeTagger()  # the real label names come from YAMNet; 3 suffice
     return space
 
@@ -80,3 +86,37 @@ def test_clap_space_names_its_two_towers():
         "clap-text:/models/my-clap",
     )
     assert get_joint_space("msclap").text_name == "msclap-text"
+
+
+def test_label_texts_name_and_sound():
+    names = ["Chopping (food)", "TV noise"]
+    assert tagger_label_texts(names, "name") == {n: [n] for n in names}
+    sound = tagger_label_texts(names, "sound")
+    assert sound["Chopping (food)"][0] == "the sound of chopping (food)."
+    assert sound["TV noise"][2] == "TV noise can be heard."  # an all-capital word stays
+    assert all(len(v) == 5 for v in sound.values())
+    with pytest.raises(ConfigError, match="label_text must be one of"):
+        tagger_label_texts(names, "descriptions")
+    with pytest.raises(ConfigError, match="label_text must be one of"):
+        BridgeSpace(label_text="descriptions")
+
+
+def test_sound_label_side_is_the_normalised_template_mean():
+    space = BridgeSpace(label_text="sound", top_t=2, sim_threshold=0.1)
+    space._encoders["yamnet"] = FakeTagger()
+    texts = tagger_label_texts(list(FakeTagger.class_names), "sound")
+    expected = np.stack(
+        [l2_normalize(space.text_encoder.embed(texts[n])).mean(axis=0) for n in texts]
+    )
+    np.testing.assert_allclose(space.label_embeddings(), l2_normalize(expected), atol=1e-6)
+    assert space.config()["label_text"] == "sound" and space.logit_scale is None
+
+
+def test_predict_bridge_is_the_configuration_chosen_on_non_test_text():
+    from harken.api import _model_settings
+
+    plain = BridgeSpace()  # index/search: typed queries, plain label names
+    assert (plain.label_text, plain.sim_threshold) == ("name", 0.3)
+    space = BridgeSpace(**_model_settings(None)["space_options"])
+    assert (space.text_name, space.label_text) == ("minilm", "sound")
+    assert (space.top_t, space.sim_threshold, space.sim_power) == (50, 0.518, 2.0)

@@ -5,10 +5,12 @@ from harken.encoders import (  # noqa: F401
     ast,
     clap,
     clip,
+    e5,
     efficientnet,
     hf,
     minilm,
     msclap,
     sbert,
+    use,
     yamnet,
 )

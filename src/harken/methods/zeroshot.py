@@ -67,7 +67,7 @@ class ZeroShot(Method):
 
 
 def _space_options(space: JointSpace) -> dict:
-    keys = ("top_t", "sim_threshold", "sim_power")
+    keys = ("top_t", "sim_threshold", "sim_power", "label_text")
     return {k: getattr(space, k) for k in keys if hasattr(space, k)}
 
 
