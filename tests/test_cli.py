@@ -257,7 +257,8 @@ def test_every_output_says_what_its_scores_are(shared_data, capsys):
     from harken import api
 
     clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
-    kind = "compatibility" if api.joint_space("bridge").logit_scale is None else "probability"
+    space = api.zero_shot_classifier("bridge")[0].space  # predict's default space
+    kind = "compatibility" if space.logit_scale is None else "probability"
     header, _ = _plain_predict(capsys, clip, ["blender", "sweep", "chop"])
     assert header.startswith(f"scores: {kind}: ")
     if kind == "compatibility":
@@ -279,7 +280,7 @@ def test_multi_label_without_a_logit_scale_is_a_usage_error(monkeypatch, shared_
     clip = shared_data / "kitchen20/audio/blender/0-158737-A-0.flac"
     assert main(["predict", str(clip), "--labels", "blender,sweep", "--multi-label"]) == 2
     err = capsys.readouterr().err
-    assert "multi-label (sigmoid) probabilities need a backend with a logit scale" in err
+    assert "multi-label (sigmoid) probabilities need a backend with learnt logits" in err
     assert "clap" in err and "msclap" in err
 
 

@@ -111,7 +111,7 @@ def test_warm_predict_imports_no_model_library(kitchen_clips):
     code, modules, printed = run_probe(["predict", clip, "--labels", ",".join(LABELS), "--json"])
     assert code == 0
     got = json.loads(printed)
-    assert [r["label"] for r in got[0]["ranking"]] == [r["label"] for r in expected[0]["ranking"]]
+    assert [r["label"] for r in got[0]["ranking"]] == [r.label for r in expected[0].ranking]
     assert not modules & HEAVY
 
 

@@ -70,8 +70,12 @@ def test_memory_is_flat_in_file_length(tmp_path, monkeypatch, minutes):
 
 
 class Space:
-    def __init__(self, logit_scale):
+    def __init__(self, logit_scale, independent_logits=None):
         self.logit_scale = logit_scale
+        # CLAP-like when it has a scale, unless told otherwise (the calibrated bridge)
+        self.independent_logits = (
+            logit_scale is not None if independent_logits is None else independent_logits
+        )
 
     def scores(self, features, text):
         return features @ text.T * (self.logit_scale or 1.0)
@@ -83,3 +87,6 @@ def test_scores_are_per_label_never_a_softmax_over_labels():
     clap = window_score_fn(Space(10.0), text)(feats)
     np.testing.assert_allclose(clap, [[1 / (1 + np.exp(-2.0)), 0.5]])  # σ(λ·cos) per label
     assert clap.sum() != pytest.approx(1.0)
+    # a softmax temperature (the calibrated bridge): the plain compatibility, λ taken off
+    bridge = window_score_fn(Space(200.0, independent_logits=False), text)(feats)
+    np.testing.assert_allclose(bridge, [[0.2, 0.0]])

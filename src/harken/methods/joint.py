@@ -52,17 +52,20 @@ from harken.registry import Registry
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise ``exp(z_c) / Σ_c' exp(z_c')`` (single-label class probabilities)."""
-    import scipy.special  # here, not at the top: `import harken.api` stays light
-
-    return scipy.special.softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+    """Row-wise ``exp(z_c) / Σ_c' exp(z_c')`` (single-label class probabilities), computed as
+    ``exp(z_c − max z) / Σ exp(z_c' − max z)`` so that no term overflows (numpy only: a warm
+    ``predict`` imports no scipy)."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Element-wise ``1 / (1 + exp(−z))`` (independent multi-label probabilities)."""
-    import scipy.special
-
-    return scipy.special.expit(np.asarray(logits, dtype=np.float64))
+    """Element-wise ``1 / (1 + exp(−z))`` (independent multi-label probabilities), as
+    ``exp(z) / (1 + exp(z))`` for ``z < 0`` so that no term overflows."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 class JointSpace(ABC):
