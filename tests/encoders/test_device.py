@@ -291,7 +291,11 @@ def _tensor_devices(args, kwargs) -> list[str]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_torch_encoders_run_model_and_inputs_on_their_device(name, tiny_dirs, wave16k, wave44k):
+def test_torch_encoders_run_model_and_inputs_on_their_device(
+    name, tiny_dirs, wave16k, wave44k, monkeypatch
+):
+    # the bare encoders: a text-embedding cache hit would skip the forward pass on meta
+    monkeypatch.setenv("HARKEN_TEXT_CACHE", "0")
     encoder, batch, module_of = _case(name, tiny_dirs, wave16k, wave44k)
     on_cpu = encoder.embed(batch)
     assert on_cpu.dtype == np.float32 and np.isfinite(on_cpu).all()
