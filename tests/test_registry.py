@@ -121,7 +121,8 @@ def test_joint_spaces_reject_unknown_options():
         get_joint_space("clap", foo=1)
     with pytest.raises(ConfigError, match="unknown option 'foo' for joint space 'msclap:2023'"):
         get_joint_space("msclap:2023", foo=1)
-    with pytest.raises(ConfigError, match="valid options: label_text, sim_power, sim_threshold, tagger"):
+    valid = "valid options: label_text, sim_power, sim_threshold, tagger"
+    with pytest.raises(ConfigError, match=valid):
         get_joint_space("bridge", top_k=5)
     with pytest.raises(ConfigError, match="option 'top_t' must be an integer"):
         get_joint_space("bridge", top_t="5")
