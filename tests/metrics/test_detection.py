@@ -98,3 +98,17 @@ def test_macro_f1_at_several_thresholds_equals_event_f1_at_each():
     assert macro_f1_at(tables, EVENTS, thresholds) == pytest.approx(expected)
     # θ = 0.5: x finds both events and one false alarm (F1 0.8), y finds nothing (0)
     assert expected[2] == pytest.approx((0.8 + 0.0) / 2)
+
+
+def test_importing_the_metrics_package_warns_nothing():
+    """sed_scores_eval's dcase_util dependency warns about pkg_resources on import; a user of
+    `harken bench detect` must not see a dependency's packaging warning."""
+    import subprocess
+    import sys
+
+    probe = "from harken.metrics.detection import _sed_scores_eval; _sed_scores_eval()"
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", probe], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pkg_resources" not in done.stderr

@@ -29,6 +29,7 @@ refuses classes without events); restrict the tables to the annotated classes fi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import cache
 
@@ -74,6 +75,20 @@ def _score_table_class():
     return ScoreTable
 
 
+def _sed_scores_eval():
+    """The ``sed_scores_eval`` package, imported without the ``pkg_resources`` deprecation
+    warning that its ``sed_eval`` → ``dcase_util`` dependency raises on import (a dependency's
+    packaging detail, nothing a user can act on; harken pins ``setuptools<81`` for it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="pkg_resources is deprecated", category=UserWarning
+        )
+        import sed_scores_eval
+        import sed_scores_eval.base_modules.scores
+
+    return sed_scores_eval
+
+
 def score_table(boundaries: np.ndarray, scores: np.ndarray, labels: Sequence[str]):
     """A recording's scores as ``sed_scores_eval``'s table.
 
@@ -86,7 +101,7 @@ def score_table(boundaries: np.ndarray, scores: np.ndarray, labels: Sequence[str
     Returns:
         A pandas DataFrame with columns ``onset``, ``offset`` and one per label.
     """
-    from sed_scores_eval.base_modules.scores import create_score_dataframe
+    create_score_dataframe = _sed_scores_eval().base_modules.scores.create_score_dataframe
 
     table = create_score_dataframe(
         np.asarray(scores, np.float64), np.asarray(boundaries, np.float64), list(labels)
@@ -124,7 +139,7 @@ def event_f1(
         ``{"F1": macro F1, "F1_micro", "P", "R", "per_class": {label: {"F1", "P", "R",
         "tp", "fp", "n_ref"}}}``.
     """
-    from sed_scores_eval import collar_based
+    collar_based = _sed_scores_eval().collar_based
 
     if isinstance(thresholds, Mapping):
         thresholds = {k: float(v) for k, v in thresholds.items()}
@@ -160,7 +175,7 @@ def macro_f1_at(tables: Mapping, events: Events, thresholds: Sequence[float]) ->
     computed once (``sed_scores_eval``'s intermediate-statistics deltas) and read at every
     threshold.
     """
-    from sed_scores_eval import collar_based
+    collar_based = _sed_scores_eval().collar_based
 
     tables, truth = dict(tables), _ground_truth(events, tables)
     deltas = collar_based.intermediate_statistics_deltas(tables, truth, **COLLARS)
@@ -184,7 +199,7 @@ def best_thresholds(tables: Mapping, events: Events) -> dict[str, dict]:
     Returns:
         ``{label: {"threshold", "F1", "P", "R"}}``.
     """
-    from sed_scores_eval import collar_based
+    collar_based = _sed_scores_eval().collar_based
 
     f, p, r, thresholds, _ = collar_based.best_fscore(
         dict(tables), _ground_truth(events, tables), **COLLARS
@@ -212,7 +227,7 @@ def psds(tables: Mapping, events: Events, durations: Mapping[str, float], **para
     Returns:
         ``{"PSDS": float, "per_class": {label: float}, "params": the parameters used}``.
     """
-    from sed_scores_eval import intersection_based
+    intersection_based = _sed_scores_eval().intersection_based
 
     chosen = {**PSDS1, **params}
     value, per_class, *_ = intersection_based.psds(
