@@ -5,12 +5,11 @@ from harken.encoders import (  # noqa: F401
     ast,
     clap,
     clip,
-    e5,
     efficientnet,
     hf,
     minilm,
     msclap,
+    packaged_text,
     sbert,
-    use,
     yamnet,
 )
