@@ -148,6 +148,48 @@ def windowed_mean_stream(
     return (total / count).astype(np.float32)
 
 
+class UnitWindowMean:
+    """Clip embedding = the re-normalised mean of unit window embeddings (the CLAP family).
+
+    For audio encoders with ``policy``, ``sample_rate``, ``batch_size``, ``dim`` and
+    ``_embed_windows(windows) -> [W, dim]`` (unit rows): :meth:`embed` windows whole waveforms
+    (:func:`windowed_mean`), :meth:`embed_stream` the same windows as their samples arrive
+    (:func:`windowed_mean_stream`).
+    """
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed mono waveforms at :attr:`sample_rate` (any lengths).
+
+        Returns:
+            float32 ``[N, dim]``, unit rows: per clip, the re-normalised mean of its windows'
+            unit embeddings.
+        """
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        mean = windowed_mean(self._embed_windows, batch, self.policy, self.sample_rate)
+        norms = np.linalg.norm(mean, axis=1, keepdims=True)
+        return (mean / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """One clip's embedding from consecutive mono blocks at :attr:`sample_rate`.
+
+        The policy's windows are cut as their samples arrive (the same windows as
+        :meth:`embed`), embedded a batch at a time and summed; the re-normalised mean equals
+        :meth:`embed`'s up to float rounding. Memory: one block plus one batch of windows.
+
+        Returns:
+            float32 ``[dim]``, unit norm.
+        """
+        mean = windowed_mean_stream(
+            self._embed_windows,
+            blocks,
+            self.policy,
+            self.sample_rate,
+            windows_per_call=self.batch_size,
+        )
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
 def embed_videos(
     encoder: Encoder,
     paths: Sequence[str | Path],

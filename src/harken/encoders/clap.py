@@ -46,7 +46,7 @@ mode under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ from harken.encoders._hf import (
     progress,
     resolve_model,
 )
-from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.base import ENCODERS, UnitWindowMean
 from harken.encoders.device import to_numpy
 from harken.errors import AudioError, ConfigError
 
@@ -205,7 +205,7 @@ class _ClapBase(SharedCheckpointEncoder):
         return self.checkpoint().logit_scale_text
 
 
-class ClapAudioEncoder(_ClapBase):
+class ClapAudioEncoder(UnitWindowMean, _ClapBase):
     """LAION-CLAP audio tower: unit-norm joint-space embeddings, windowed over long clips.
 
     Args:
@@ -335,42 +335,6 @@ class ClapAudioEncoder(_ClapBase):
                 )
                 out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
-
-    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed mono waveforms at :attr:`sample_rate`.
-
-        Args:
-            batch: Waveforms, any lengths (longer than the window: windowed; shorter:
-                repeat-padded).
-
-        Returns:
-            float32 ``[N, dim]``, unit rows: per clip, the re-normalised mean of its windows'
-            unit embeddings.
-        """
-        if len(batch) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        mean = windowed_mean(self._embed_windows, batch, self.policy, self.sample_rate)
-        norms = np.linalg.norm(mean, axis=1, keepdims=True)
-        return (mean / np.maximum(norms, 1e-12)).astype(np.float32)
-
-    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
-        """One clip's embedding from consecutive mono blocks at :attr:`sample_rate`.
-
-        The policy's windows are cut as their samples arrive (the same windows as
-        :meth:`embed`), embedded a batch at a time and summed; the re-normalised mean equals
-        :meth:`embed`'s up to float rounding. Memory: one block plus one batch of windows.
-
-        Returns:
-            float32 ``[dim]``, unit norm.
-        """
-        mean = windowed_mean_stream(
-            self._embed_windows,
-            blocks,
-            self.policy,
-            self.sample_rate,
-            windows_per_call=self.batch_size,
-        )
-        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 class ClapTextEncoder(_ClapBase):

@@ -72,7 +72,7 @@ import json
 import math
 import pickle
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,7 +82,7 @@ import numpy as np
 
 from harken.data.audio import ClipPolicy
 from harken.encoders._hf import chunks, hub_access, load_or_unavailable, progress
-from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
+from harken.encoders.base import ENCODERS, UnitWindowMean
 from harken.encoders.device import OnDevice, device_config, to_numpy
 from harken.errors import AudioError, ConfigError, ModelUnavailableError
 
@@ -759,7 +759,7 @@ class _MsClapBase(OnDevice):
         }
 
 
-class MsClapAudioEncoder(_MsClapBase):
+class MsClapAudioEncoder(UnitWindowMean, _MsClapBase):
     """MS-CLAP 2023 audio tower: unit-norm 1024-d embeddings of 7 s windows, averaged.
 
     Args:
@@ -830,37 +830,6 @@ class MsClapAudioEncoder(_MsClapBase):
                 emb = net.audio_encoder(torch.from_numpy(np.stack(batch)).to(device))
                 out.append(to_numpy(torch.nn.functional.normalize(emb, dim=-1)))
         return np.concatenate(out).astype(np.float32)
-
-    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed mono 44.1 kHz waveforms.
-
-        Args:
-            batch: Waveforms at :attr:`sample_rate`, any lengths.
-
-        Returns:
-            float32 ``[N, dim]``, unit rows: per clip, the re-normalised mean of its 7 s
-            windows' unit embeddings.
-        """
-        if len(batch) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        mean = windowed_mean(self._embed_windows, batch, self.policy, SAMPLE_RATE)
-        norms = np.linalg.norm(mean, axis=1, keepdims=True)
-        return (mean / np.maximum(norms, 1e-12)).astype(np.float32)
-
-    def embed_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
-        """One clip's embedding from consecutive mono blocks at :attr:`sample_rate`.
-
-        The policy's windows are cut as their samples arrive (the same windows as
-        :meth:`embed`), embedded a batch at a time and summed; the re-normalised mean equals
-        :meth:`embed`'s up to float rounding. Memory: one block plus one batch of windows.
-
-        Returns:
-            float32 ``[dim]``, unit norm.
-        """
-        mean = windowed_mean_stream(
-            self._embed_windows, blocks, self.policy, SAMPLE_RATE, windows_per_call=self.batch_size
-        )
-        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 class MsClapTextEncoder(_MsClapBase):
