@@ -824,10 +824,6 @@ def index(
     clips = _index_clips(inputs)
     if not clips:
         raise DataError("nothing to index: no audio files found in the inputs")
-    if strict:
-        for clip in clips:
-            if not Path(clip.audio_path).exists():
-                raise DataError(f"{clip.audio_path}: file not found")
     requested = clips
     clips, oversized = _sized(clips, strict)
     space = joint_space(backend)
@@ -899,9 +895,7 @@ def search(
         scores, rows = idx.search(np.asarray(vectors, np.float32), top_k)
         scores = scores * (space.logit_scale or 1.0)
     else:
-        if not Path(audio).exists():
-            raise DataError(f"{audio}: file not found")
-        _check_size(Path(audio))
+        check_file(audio)
         clip = Clip(clip_id=str(audio), audio_path=Path(audio))
         query = space.audio_query_vectors(encode_clips(space.audio_encoder, [clip]))
         # audio → audio is the cosine of the stored vectors (exact: a clip finds itself first)
@@ -1032,11 +1026,12 @@ class Detections:
 
 
 def _detection_files(files: Sequence[str | Path]) -> list[str]:
-    """The inputs of :func:`detect` (folders expanded), each an existing file.
+    """The inputs of :func:`detect` (folders expanded), each an existing, non-empty file
+    (:func:`~harken.classify.check_file` without the length limit: detect streams any length).
 
     Raises:
         ConfigError: no files given.
-        DataError: a file does not exist (checked before any model loads).
+        AudioError: a file is missing or empty (checked before any model loads).
     """
     if isinstance(files, str | Path):
         files = [files]
@@ -1044,8 +1039,7 @@ def _detection_files(files: Sequence[str | Path]) -> list[str]:
         raise ConfigError("no audio or video files given")
     found = expand_inputs(files)
     for f in found:
-        if not Path(f).is_file():
-            raise DataError(f"{f}: file not found")
+        check_file(f, length_limit=False)
     return found
 
 

@@ -312,9 +312,10 @@ def check_wave(item: ArrayInput) -> None:
     warn_if_unreliable(item.name, wave.size / item.sample_rate, float(np.max(np.abs(wave))))
 
 
-def check_file(path: str | Path) -> None:
+def check_file(path: str | Path, length_limit: bool = True) -> None:
     """What can be checked of an input file before any model loads: it exists, is a file, is
-    not empty, and is within the length limit (:func:`harken.api._check_size`).
+    not empty, and (``length_limit``) is within the length limit
+    (:func:`harken.api._check_size`; ``detect``, made for long recordings, has none).
 
     Raises:
         AudioError: missing, a folder, empty, or an unreadable header.
@@ -329,7 +330,8 @@ def check_file(path: str | Path) -> None:
         raise AudioError(f"{p}: not a regular file; give an audio or video file")
     if p.stat().st_size == 0:
         raise AudioError(f"{p}: the file is empty (0 bytes); re-export or remove it")
-    _check_size(p)
+    if length_limit:
+        _check_size(p)
 
 
 def preflight(inputs: list[Input], strict: bool) -> tuple[list[Input], list[Skipped]]:

@@ -12,7 +12,7 @@ from harken import api
 from harken.cli import main
 from harken.detection import bench
 from harken.detection.soundscapes import build
-from harken.errors import ConfigError, DataError
+from harken.errors import AudioError, ConfigError
 from harken.metrics.detection import event_f1, restrict_classes
 from tiny_models import save_tiny_clap
 
@@ -81,8 +81,11 @@ def test_missing_files_fail_before_any_model_loads(tmp_path, monkeypatch):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(api, "joint_space", no_models)
-    with pytest.raises(DataError, match=r"missing\.wav: file not found"):
+    with pytest.raises(AudioError, match=r"missing\.wav: file not found; check the path"):
         api.detect([str(tmp_path / "missing.wav")], LABELS)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match=r"empty\.wav: the file is empty"):
+        api.detect([str(tmp_path / "empty.wav")], LABELS)
     with pytest.raises(ConfigError, match="not both"):
         api.detect(["x.wav"], LABELS, threshold=0.1, thresholds_from="a.csv")
     with pytest.raises(ConfigError, match="at least two"):
