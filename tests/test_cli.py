@@ -694,7 +694,10 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
         common = {"dataset": str(small_csv), "seeds": [0], **overrides}
         return {
             "kfold": ExperimentConfig(
-                protocol="kfold", folds=2, n_test=3, n_dev=2, methods=["conse"], **common
+                protocol="kfold",
+                protocol_options={"folds": 2, "n_test": 3, "n_dev": 2},
+                methods=["conse"],
+                **common,
             ),
             "all-classes": ExperimentConfig(protocol="all-classes", methods=["conse"], **common),
         }
@@ -721,7 +724,7 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
 
 
 def test_each_protocol_prints_its_own_table():
-    from harken.reports.results import results_markdown, results_table
+    from harken.protocols.base import results_markdown, results_table
 
     ms = {"mean": 0.5, "std": 0.1}
     gzsl = {

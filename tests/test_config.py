@@ -59,19 +59,40 @@ def test_wrong_types_name_the_key_and_what_was_expected(tmp_path, toml, expected
             "[protocol]\ntest_fraction = 0.5\ndev_fraction = 0.5",
             "[protocol] test_fraction + dev_fraction = 1 leaves no training class",
         ),
-        ("[protocol]\ngzsl_splits = 0", "[protocol] gzsl_splits must be an integer ≥ 1"),
-        ("[protocol]\nheld_out = 0.5", "[protocol] held_out must be a fraction in (0, 0.5)"),
-        ("[protocol]\nn_val_unseen = 0", "[protocol] n_val_unseen must be an integer ≥ 1"),
+        (
+            '[protocol]\nprotocol = "gzsl"\ngzsl_splits = 0',
+            "[protocol] gzsl_splits must be an integer ≥ 1",
+        ),
+        (
+            '[protocol]\nprotocol = "gzsl"\nheld_out = 0.5',
+            "[protocol] held_out must be a fraction in (0, 0.5)",
+        ),
+        (
+            '[protocol]\nprotocol = "gzsl"\nn_val_unseen = 0',
+            "[protocol] n_val_unseen must be an integer ≥ 1",
+        ),
         ("[methods]\nseeds = []", "[methods] seeds must list at least one seed"),
         ("[methods]\nseeds = [1, 1]", "[methods] seeds lists a seed twice"),
         ("[methods]\nseeds = [-1]", "[methods] seeds must be a list of integers ≥ 0"),
         ("[methods]\nnames = []", "[methods] names must name at least one method"),
         ('[methods]\nnames = ["linear", "linear"]', "[methods] names lists ['linear'] more than"),
-        ('[protocol]\nprotocol = "kfolds"', "[protocol] protocol must be one of 'kfold', "),
-        ('[protocol]\ncalibration_grid = "0:5"', "[protocol] calibration_grid '0:5': write 'lo:"),
-        ('[protocol]\ncalibration_grid = "5:0:10"', "[protocol] calibration_grid '5:0:10'"),
-        ('[protocol]\ncalibration_grid = "0:5:x"', "[protocol] calibration_grid '0:5:x'"),
-        ("[protocol]\ncalibration_grid = []", "[protocol] calibration_grid must list at least"),
+        ('[protocol]\nprotocol = "kfolds"', "[protocol] protocol must be one of 'all-classes', 'gzsl', 'kfold'"),
+        (
+            '[protocol]\nprotocol = "gzsl"\ncalibration_grid = "0:5"',
+            "[protocol] calibration_grid '0:5': write 'lo:",
+        ),
+        (
+            '[protocol]\nprotocol = "gzsl"\ncalibration_grid = "5:0:10"',
+            "[protocol] calibration_grid '5:0:10'",
+        ),
+        (
+            '[protocol]\nprotocol = "gzsl"\ncalibration_grid = "0:5:x"',
+            "[protocol] calibration_grid '0:5:x'",
+        ),
+        (
+            '[protocol]\nprotocol = "gzsl"\ncalibration_grid = []',
+            "[protocol] calibration_grid must list at least",
+        ),
     ],
 )
 def test_out_of_range_values_are_refused(tmp_path, toml, expected):
@@ -137,17 +158,31 @@ def test_a_valid_file_reads_and_a_bom_is_ignored(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_bytes(
         "\ufeff[data]\ndataset = 'kitchen20'\n[protocol]\nfolds = 5\nn_test = 4\nn_dev = 3\n"
-        "calibration_grid = '0:5:76'\n[methods]\nnames = ['linear', 'bridge']\nseeds = [0, 1]\n"
+        "[methods]\nnames = ['linear', 'bridge']\nseeds = [0, 1]\n"
         "[methods.linear]\nfeatures = ['aisfx']\nepochs = 3\nlr = 1\n".encode()
     )
     config = ExperimentConfig.from_toml(path)
-    assert (config.folds, config.n_test, config.seeds) == (5, 4, [0, 1])
+    assert config.protocol_options == {"folds": 5, "n_test": 4, "n_dev": 3}
+    assert config.protocol_runner().options.folds == 5
+    assert config.seeds == [0, 1]
     assert config.method_options == {"linear": {"features": ["aisfx"], "epochs": 3, "lr": 1}}
+
+
+def test_each_protocol_accepts_only_its_own_options(tmp_path):
+    message = _error(tmp_path, "[protocol]\ngzsl_splits = 2")
+    assert message.startswith("[protocol] gzsl_splits: protocol 'kfold' has no option")
+    assert "its options: folds, n_test" in message
+    assert _error(tmp_path, '[protocol]\nprotocol = "gzsl"\nfolds = 2').startswith(
+        "[protocol] folds: protocol 'gzsl' has no option 'folds'"
+    )
+    # a protocol's key at the top level of the file belongs to its section
+    path = _write(tmp_path, 'protocol = "gzsl"\ngzsl_splits = 2')
+    assert ExperimentConfig.from_toml(path).protocol_runner().options.gzsl_splits == 2
 
 
 def test_configs_made_in_code_are_validated_with_section_names():
     with pytest.raises(ConfigError, match=r"^\[protocol\] folds must be an integer ≥ 1, not 0"):
-        ExperimentConfig(folds=0).validate()
+        ExperimentConfig(protocol_options={"folds": 0}).validate()
     with pytest.raises(ConfigError, match=r"^\[methods.linear\]: unknown option 'x'"):
         ExperimentConfig(method_options={"linear": {"x": 1}}).validate()
 

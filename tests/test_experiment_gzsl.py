@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-import harken.experiment_gzsl as gz
+import harken.protocols.gzsl as gz
 from harken.experiment import ExperimentConfig, run_experiment
 from harken.methods.base import Batch, Classes, Method, get_method
-from harken.protocols.gzsl import STAGES, GzslSplit
+from harken.protocols.gzsl_splits import STAGES, GzslSplit
 
 
 class Spy(Method):
@@ -183,9 +183,7 @@ def kitchen20_run(kitchen20_csv, tmp_path_factory):
     config = ExperimentConfig(
         dataset=str(kitchen20_csv),
         protocol="gzsl",
-        gzsl_splits=1,
-        n_val_unseen=3,
-        n_test_unseen=3,
+        protocol_options={"gzsl_splits": 1, "n_val_unseen": 3, "n_test_unseen": 3},
         methods=["bridge", "fusion", "sje", "clipclap", "kda"],
         generator=["template:harken", "descriptions:kitchen20"],
         views={

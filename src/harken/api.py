@@ -121,9 +121,7 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
     return {
         "kfold": ExperimentConfig(
             protocol="kfold",
-            folds=5,
-            n_test=4,
-            n_dev=3,
+            protocol_options={"folds": 5, "n_test": 4, "n_dev": 3},
             methods=["linear", "contrastive", "conse", "bridge"],
             seeds=[0, 1, 2],
             # the prompt ensemble (default knowledge of every method) and written sound
@@ -136,7 +134,7 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
         ),
         "gzsl": ExperimentConfig(
             protocol="gzsl",
-            gzsl_splits=5,
+            protocol_options={"gzsl_splits": 5},
             methods=[
                 "clipclap",
                 "kda",
@@ -167,6 +165,23 @@ def demo_configs(data_dir: str | None = None, **overrides) -> dict[str, Experime
             **common,
         ),
     }
+
+
+def demo_heading(name: str, results: dict) -> str:
+    """The line printed above a demo experiment's table."""
+    p = results["protocol"]
+    if name == "gzsl":
+        return (
+            f"Kitchen20, generalised zero-shot: {len(p['splits'])} splits × seeds; S / U on "
+            "seen / unseen test clips among all 20 classes, HM, ZSL among the unseen ones"
+        )
+    if "test_classes_per_fold" in p:
+        n = p["test_classes_per_fold"]
+        return (
+            f"Kitchen20, {name}: {len(n)} fold(s), {n[0]} test classes each; unseen-class "
+            "scores, mean ± std over folds × seeds"
+        )
+    return f"{results['dataset']}, {name}"
 
 
 def demo(

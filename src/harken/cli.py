@@ -26,7 +26,7 @@ from harken.errors import ConfigError, DataError, HarkenError
 
 def _cmd_run(args) -> None:
     from harken import api
-    from harken.reports.results import results_table
+    from harken.protocols.base import results_table
 
     results = api.run(
         args.config,
@@ -36,7 +36,7 @@ def _cmd_run(args) -> None:
         data_dir=args.data_dir,
         strict=args.strict or None,  # None: the config's own setting
     )
-    print(results_table(results))  # the protocol's own table (k-fold or GZSL)
+    print(results_table(results))  # the protocol's own table
     print(f"\nrun folder: {args.out}")
     manifest = Path(args.out) / "manifest.json"
     skipped = json.loads(manifest.read_text()).get("skipped_clips", [])
@@ -45,7 +45,7 @@ def _cmd_run(args) -> None:
 
 def _cmd_demo(args) -> None:
     from harken import api
-    from harken.reports.results import results_table
+    from harken.protocols.base import results_table
 
     data_dir = args.data_dir or os.environ.get("HARKEN_DATA_DIR")
     overrides = {"store_dir": args.store_dir} if args.store_dir else {}
@@ -53,28 +53,13 @@ def _cmd_demo(args) -> None:
         data_dir, args.out, task=args.task, mode=_mode(args, "overwrite"), **overrides
     )
     for name, results in all_results.items():
-        if name == "gzsl":
-            from harken.reports.results import gzsl_table
-
-            n = len(results["protocol"]["splits"])
-            print(
-                f"\n== Kitchen20, generalised zero-shot: {n} splits × seeds; S / U on seen / "
-                "unseen test clips among all 20 classes, HM, ZSL among the unseen ones =="
-            )
-            print(gzsl_table(results))
-            print(f"run folder: {Path(args.out) / name}")
-            continue
-        n = results["protocol"]["test_classes_per_fold"]
-        print(
-            f"\n== Kitchen20, {name}: {len(n)} fold(s), {n[0]} test classes each; "
-            "unseen-class scores, mean ± std over folds × seeds =="
-        )
+        print(f"\n== {api.demo_heading(name, results)} ==")
         print(results_table(results))
         print(f"run folder: {Path(args.out) / name}")
 
 
 def _cmd_gzsl_features(args) -> None:
-    from harken.experiment_gzsl import run_published
+    from harken.protocols.gzsl import run_published
     from harken.reports.results import gzsl_table
 
     results = run_published(

@@ -1,19 +1,17 @@
-"""One experiment end to end: data → knowledge → features → splits → methods → metrics → run.
+"""One experiment end to end: data → knowledge → features → protocol → methods → metrics → run.
 
 :class:`ExperimentConfig` is what a ``harken run CONFIG.toml`` file holds (sections ``[data]``,
-``[knowledge]``, ``[encoders]``, ``[protocol]``, ``[methods]``); :func:`run_experiment` executes it
-and writes ``results.json``, ``results.md``, ``manifest.json``, ``splits/fold<k>.json``,
-``predictions.csv``, ``descriptions.csv`` and one ``units/*.json`` per finished (method, fold,
-seed) into the run folder (``mode``: ``new``, ``overwrite`` or ``resume``).
-
-Model selection only ever sees a fold's train and dev classes: test clips are scored once, after
-every choice is made.
+``[knowledge]``, ``[encoders]``, ``[protocol]``, ``[methods]``, ``[store]``). The ``[protocol]``
+section names a protocol (``protocol = "kfold"``) and holds that protocol's own keys, which its
+module defines and checks (:mod:`harken.protocols`). :class:`Experiment` holds the services every
+protocol uses (data, class knowledge, features, methods); :func:`run_experiment` hands them to the
+protocol, which writes ``results.json``, ``results.md``, ``manifest.json`` and its own files into
+the run folder (``mode``: ``new``, ``overwrite`` or ``resume``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tomllib
 import typing
@@ -29,17 +27,8 @@ from harken.errors import ConfigError, DataError
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_embeddings, class_texts, export_descriptions
-from harken.methods.base import Batch, Classes, Method, get_method
-from harken.metrics.classification import chance_level, classification_report
-from harken.metrics.retrieval import class_relevance, retrieval_report
-from harken.protocols.splits import (
-    Split,
-    all_classes_split,
-    class_disjoint_folds,
-    read_splits,
-    write_splits,
-)
-from harken.reports.results import results_markdown, summarise
+from harken.methods.base import Classes, Method, get_method
+from harken.protocols.base import Protocol, available_protocols, get_protocol
 from harken.store.features import FeatureStore, Usable, array_digest
 from harken.store.runs import RunFolder
 from harken.textfiles import read_utf8
@@ -64,11 +53,13 @@ class ExperimentConfig:
         text_encoder: Text encoder of the class knowledge.
         normalize_text: L2-normalise text embeddings before/after averaging.
         tagger: Audio tagger whose label space ConSE-style methods bridge through.
-        protocol: ``kfold`` (class-disjoint folds) or ``all-classes`` (training-free, every
-            class a candidate).
-        folds, n_test, n_dev, test_fraction, dev_fraction, split_seed: fold layout (§3.2);
-            ``n_test``/``n_dev`` override the fractions.
-        splits_dir: Read ``fold<k>.json`` splits from here instead of generating them.
+        frames: Frames per clip for image encoders, sampled over the clip and averaged (1: the
+            middle frame, ClipClap §4.1).
+        protocol: A registered protocol: ``kfold`` (class-disjoint folds), ``all-classes``
+            (training-free, every class a candidate), ``gzsl``, ``discovery``, ``retrieval``,
+            ``linear-probe`` (:func:`harken.protocols.base.available_protocols`).
+        protocol_options: The protocol's own ``[protocol]`` keys (its module's ``Options``
+            dataclass documents them, e.g. ``folds`` for ``kfold``); see :meth:`protocol_runner`.
         methods: Method names to compare.
         method_options: ``{method: {option: value}}``.
         seeds: Seeds of trainable methods (training-free methods run once per fold).
@@ -78,21 +69,11 @@ class ExperimentConfig:
         views: Extra class-knowledge views for methods that read several text spaces
             (ClipClap's ``clip``/``clap``, KDA's descriptions):
             ``{name: {"generator": spec, "text_encoder": encoder}}``.
-        gzsl_split: ``protocol = "gzsl"``: a split file (JSON, as written to a run's
-            ``splits/``) to use instead of harken-made splits.
-        gzsl_splits: Number of harken-made GZSL splits (seeds ``split_seed``, +1, …).
-        n_val_unseen, n_test_unseen: Validation-unseen / test-unseen classes per GZSL split
-            (None: a quarter of the classes each).
-        held_out: Share of each seen class's clips held out (by recording group) for
-            validation and for testing.
-        calibration_grid: The calibrated-stacking grid, ``"lo:hi:steps"`` or a list (None:
-            each method's default — ClipClap's ``0:5:76`` unless the method declares a finer
-            one for small-scale scores).
 
     Every field is checked by :meth:`validate` (``from_toml`` calls it) before any work: its
     type from the annotation above (``bool`` is not an integer; a string is not a list — only
-    ``generator`` and ``calibration_grid`` also take a single string), its range, the method
-    names and each method's options (names, types and ranges, see
+    ``generator`` also takes a single string), its range, the protocol's options (names, types,
+    ranges: :meth:`harken.protocols.base.Protocol.parse`), the method names and each method's options (names, types and ranges, see
     :meth:`harken.registry.Registry.check`). Checks that need the dataset's class count are in
     :meth:`check_against`. Errors name the file and the key (``run.toml: [protocol] folds``).
     """
@@ -106,14 +87,9 @@ class ExperimentConfig:
     text_encoder: str = "minilm"
     normalize_text: bool = True
     tagger: str = "yamnet"
+    frames: int = 1
     protocol: str = "kfold"
-    folds: int = 5
-    n_test: int | None = None
-    n_dev: int | None = None
-    test_fraction: float = 0.1
-    dev_fraction: float = 0.1
-    split_seed: int = 0
-    splits_dir: str | None = None
+    protocol_options: dict = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     method_options: dict = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -121,12 +97,6 @@ class ExperimentConfig:
     strict: bool = False
     progress: bool = True
     views: dict = field(default_factory=dict)
-    gzsl_split: str | None = None
-    gzsl_splits: int = 3
-    n_val_unseen: int | None = None
-    n_test_unseen: int | None = None
-    held_out: float = 0.2
-    calibration_grid: str | list[float] | None = None
 
     @classmethod
     def from_toml(cls, path: Path, **overrides) -> ExperimentConfig:
@@ -143,24 +113,38 @@ class ExperimentConfig:
         """
         raw = _read_toml(Path(path))
         flat, origins = _flatten(raw, path)
-        _resolve_paths(flat, Path(path))  # the file's relative paths: from the file's folder
         for key, value in overrides.items():
             if value is not None:
                 if key in FOLDER_FIELDS and isinstance(value, str | Path):
                     value = str(Path(value).resolve())  # the command line's: from the cwd
                 flat[key], origins[key] = value, f"{key} (from the command line)"
         known = set(cls.__dataclass_fields__)
+        protocol = flat.get("protocol", cls.protocol)
+        options = flat.setdefault("protocol_options", {})
+        if isinstance(protocol, str) and protocol.partition(":")[0] in available_protocols():
+            # top-level keys the protocol defines belong to its section
+            for key in sorted(set(flat) - known):
+                if key in get_protocol(protocol).option_names():
+                    options[key] = flat.pop(key)
         unknown = sorted(set(flat) - known)
         if unknown:
             raise ConfigError(
                 f"{path}: unknown config key(s) {', '.join(origins[k] for k in unknown)}; "
-                f"known keys: {', '.join(sorted(known - {'method_options'}))} (sections "
-                f"{', '.join(f'[{s}]' for s in SECTIONS)}, options under [methods.<name>])"
+                f"known keys: {', '.join(sorted(known - {'method_options', 'protocol_options'}))}"
+                f" and the protocol's own (sections {', '.join(f'[{s}]' for s in SECTIONS)}, "
+                "options under [methods.<name>])"
             )
+        _resolve_paths(flat, Path(path))  # the file's relative paths: from the file's folder
         config = cls(**flat)
         config._source, config._origins = str(path), origins
         config.validate()
         return config
+
+    def protocol_runner(self) -> Protocol:
+        """The configured protocol with its options parsed and checked."""
+        cls = get_protocol(self.protocol)
+        options = cls.parse(self.protocol_options, self.key)
+        return cls(options)
 
     def key(self, name: str, source: bool = True) -> str:
         """How messages name the config key ``name``: ``run.toml: [protocol] folds`` (without
@@ -188,42 +172,17 @@ class ExperimentConfig:
         self._check_methods()
 
     def check_against(self, n_classes: int) -> None:
-        """Check the split sizes against the dataset's ``n_classes`` (right after reading it).
+        """Check the protocol's split sizes against the dataset's ``n_classes`` (right after
+        reading it).
 
         Raises:
-            ConfigError: the fold/test/dev (or GZSL unseen) counts cannot be met.
+            ConfigError: the protocol's counts (folds, test/dev or unseen classes) cannot be met.
         """
-        have = f"the dataset has {n_classes} classes in column {self.target!r}"
-        if n_classes < 2:
+        runner = self.protocol_runner()
+        if runner.needs_classes and n_classes < 2:
+            have = f"the dataset has {n_classes} classes in column {self.target!r}"
             raise ConfigError(f"{self.key('target')}: {have}; zero-shot needs at least 2")
-        if self.protocol == "kfold" and not self.splits_dir:
-            self._check_folds(n_classes, have)
-        if self.protocol == "gzsl" and not self.gzsl_split:
-            n_test = self.n_test_unseen or max(1, n_classes // 4)
-            n_val = self.n_val_unseen or max(1, n_classes // 4)
-            if n_test + n_val >= n_classes:
-                raise ConfigError(
-                    f"{self.key('n_test_unseen')} = {n_test} and "
-                    f"{self.key('n_val_unseen', False)} = {n_val} leave no seen class: "
-                    f"{have}; expected n_test_unseen + n_val_unseen < {n_classes}"
-                )
-
-    def _check_folds(self, n_classes: int, have: str) -> None:
-        n_test = self.n_test if self.n_test is not None else _share(n_classes, self.test_fraction)
-        n_dev = self.n_dev if self.n_dev is not None else _share(n_classes, self.dev_fraction)
-        test_key = self.key("n_test" if self.n_test is not None else "test_fraction", False)
-        dev_key = self.key("n_dev" if self.n_dev is not None else "dev_fraction", False)
-        if self.folds * n_test > n_classes:
-            raise ConfigError(
-                f"{self.key('folds')} = {self.folds} with {n_test} test classes per fold "
-                f"({test_key}) needs {self.folds * n_test} classes, but {have} (every class is "
-                "tested at most once); lower folds or the test classes per fold"
-            )
-        if n_test + n_dev >= n_classes:
-            raise ConfigError(
-                f"{self.key('folds')}: {n_test} test + {n_dev} dev classes per fold ({test_key}, "
-                f"{dev_key}) leave no training class: {have}; expected n_test + n_dev < {n_classes}"
-            )
+        runner.check_against(self, n_classes)
 
     def _check_types(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -244,12 +203,6 @@ class ExperimentConfig:
             value = getattr(self, name)
             if value is not None and not ok(value):
                 raise ConfigError(f"{self.key(name)} must be {expected}, not {value!r}")
-        if self.test_fraction + self.dev_fraction >= 1:
-            raise ConfigError(
-                f"{self.key('test_fraction')} + dev_fraction = "
-                f"{self.test_fraction + self.dev_fraction:g} leaves no training class; "
-                "expected a sum below 1"
-            )
         if not self.seeds:
             raise ConfigError(f"{self.key('seeds')} must list at least one seed, e.g. [0, 1, 2]")
         if len(set(self.seeds)) != len(self.seeds):
@@ -259,13 +212,13 @@ class ExperimentConfig:
                 raise ConfigError(f"{self.key(name)} is empty; give a value or leave the key out")
 
     def _check_protocol(self) -> None:
-        if self.protocol not in PROTOCOLS:
+        known = available_protocols()
+        if self.protocol not in known:
             raise ConfigError(
-                f"{self.key('protocol')} must be one of {', '.join(map(repr, PROTOCOLS))}, "
+                f"{self.key('protocol')} must be one of {', '.join(map(repr, known))}, "
                 f"not {self.protocol!r}"
             )
-        if self.calibration_grid is not None:
-            _check_grid(self.calibration_grid, self.key("calibration_grid"))
+        self.protocol_runner()
 
     def _check_names(self) -> None:
         from harken.encoders.base import available_encoders
@@ -351,43 +304,22 @@ DEFAULT_SECTION = {
     "strict": "store",
 }
 
-PROTOCOLS = ("kfold", "all-classes", "gzsl")
-
 #: Method options that name feature encoders.
 FEATURE_OPTIONS = ("features", "audio", "video")
 
 #: Fields that hold a path: a :class:`~pathlib.Path` is as good as a string there.
-PATH_FIELDS = ("dataset", "data_dir", "store_dir", "splits_dir", "gzsl_split")
+PATH_FIELDS = ("dataset", "data_dir", "store_dir")
 
-#: Path fields that always name a file or folder (``dataset`` may also be a registered name).
-FOLDER_FIELDS = ("data_dir", "store_dir", "splits_dir", "gzsl_split")
-
-
-def _at_least(low: int) -> tuple:
-    return (lambda v: v >= low), f"an integer ≥ {low}"
+#: Path fields that always name a file or folder (``dataset`` may also be a registered name);
+#: a protocol's own path options are listed in its ``PATH_OPTIONS``.
+FOLDER_FIELDS = ("data_dir", "store_dir")
 
 
 #: field → (check, expected value in words); None values are not checked (they mean "default").
 RANGES = [
-    ("folds", *_at_least(1)),
-    ("n_test", *_at_least(1)),
-    ("n_dev", *_at_least(0)),
-    ("test_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-    ("dev_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-    ("split_seed", *_at_least(0)),
-    ("gzsl_splits", *_at_least(1)),
-    ("n_val_unseen", *_at_least(1)),
-    ("n_test_unseen", *_at_least(1)),
-    # make_gzsl_split holds out at least one recording group per seen class for validation and
-    # as many for testing, so less than half of a class's clips can be held out
-    ("held_out", (lambda v: 0 < v < 0.5), "a fraction in (0, 0.5)"),
+    ("frames", (lambda v: v >= 1), "an integer ≥ 1"),
     ("seeds", (lambda v: all(s >= 0 for s in v)), "a list of integers ≥ 0"),
 ]
-
-
-def _share(n_classes: int, fraction: float) -> int:
-    """Classes per fold for a fraction (as :func:`class_disjoint_folds` computes it)."""
-    return max(1, round(n_classes * fraction))
 
 
 def _read_toml(path: Path) -> dict:
@@ -419,16 +351,30 @@ def _flatten(raw: dict, path: Path) -> tuple[dict, dict[str, str]]:
                 origins[f"method_options.{k}"] = f"[methods.{k}]"
             elif section == "methods" and k == "names":
                 put("methods", v, "[methods] names")
+            elif section == "protocol" and k not in ("protocol", "name"):
+                if k in origins:
+                    raise ConfigError(f"{path}: [protocol] {k} repeats {origins[k]}; set each key once")
+                flat.setdefault("protocol_options", {})[k] = v
+                origins[k] = f"[protocol] {k}"
+            elif section == "protocol":
+                put("protocol", v, f"[protocol] {k}")
             else:
                 put(k, v, f"[{section}] {k}")
     return flat, origins
 
 
 def _resolve_paths(flat: dict, path: Path) -> None:
-    """Paths in the file are relative to the file's folder."""
+    """Paths in the file are relative to the file's folder (the protocol's path options too)."""
     for key in FOLDER_FIELDS:
         if isinstance(flat.get(key), str) and flat[key] and not Path(flat[key]).is_absolute():
             flat[key] = str((path.parent / flat[key]).resolve())
+    options = flat.get("protocol_options", {})
+    protocol = flat.get("protocol", "kfold")
+    if isinstance(protocol, str) and protocol in available_protocols():
+        for key in get_protocol(protocol).PATH_OPTIONS:
+            value = options.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                options[key] = str((path.parent / value).resolve())
     dataset = flat.get("dataset")
     if isinstance(dataset, str) and dataset.endswith(".csv"):
         csv_path = Path(dataset)
@@ -439,25 +385,6 @@ def _resolve_paths(flat: dict, path: Path) -> None:
 def _check_name(name: str, known: list[str], kind: str, where: str) -> None:
     if name.partition(":")[0] not in known:
         raise ConfigError(f"{where}: unknown {kind} {name!r}; choose one of: {', '.join(known)}")
-
-
-def _check_grid(grid: str | list[float], where: str) -> None:
-    """``"lo:hi:steps"`` with lo ≤ hi and an integer steps ≥ 1, or a non-empty list."""
-    if isinstance(grid, str):
-        parts = grid.split(":")
-        try:
-            lo, hi, steps = float(parts[0]), float(parts[1]), int(parts[2])
-            ok = len(parts) == 3 and math.isfinite(lo) and math.isfinite(hi)
-        except (ValueError, IndexError):
-            ok = False
-        if not ok or lo > hi or steps < 1 or (steps == 1 and lo != hi):
-            raise ConfigError(
-                f"{where} {grid!r}: write 'lo:hi:steps' with lo ≤ hi and an integer number of "
-                "steps ≥ 2 (e.g. '0:5:76'), or a list of values"
-            )
-        return
-    if not grid or not all(math.isfinite(v) for v in grid):
-        raise ConfigError(f"{where} must list at least one finite value, not {grid!r}")
 
 
 class Experiment:
@@ -480,10 +407,15 @@ class Experiment:
             self._encoders[name] = get_encoder(name)
         return self._encoders[name]
 
-    def load_data(self) -> Manifest:
+    def load_data(self, require_target: bool = True) -> Manifest:
+        """Read the dataset; check the ``target`` column and the protocol's class counts
+        (``require_target=False``: a dataset without that label column is fine, e.g.
+        narrated clips for the discovery protocol)."""
         c = self.config
         with self.folder.stage("data"):
             manifest = read_dataset(c.dataset, c.data_dir)
+            if c.target not in manifest.targets and not require_target:
+                return manifest
             if c.target not in manifest.targets:
                 raise ConfigError(
                     f"dataset {manifest.name!r} has no label column {c.target!r}; "
@@ -616,22 +548,6 @@ class Experiment:
         kept = replace(manifest, clips=[manifest.clips[i] for i in keep])
         return kept, out
 
-    def splits(self, classes: list[str]) -> list[Split]:
-        c = self.config
-        if c.splits_dir:
-            return read_splits(Path(c.splits_dir), classes)
-        if c.protocol == "all-classes":
-            return [all_classes_split(classes)]
-        return class_disjoint_folds(
-            classes,
-            c.folds,
-            test_fraction=c.test_fraction,
-            dev_fraction=c.dev_fraction,
-            n_test=c.n_test,
-            n_dev=c.n_dev,
-            seed=c.split_seed,
-        )
-
     def provenance(
         self,
         manifest: Manifest,
@@ -680,198 +596,18 @@ class Experiment:
 
 
 def run_experiment(config: ExperimentConfig, out: Path, mode: str = "new") -> dict:
-    """Run ``config`` and write its run folder at ``out``; returns ``results.json``'s content.
+    """Run ``config`` with its protocol and write its run folder at ``out``; returns
+    ``results.json``'s content.
 
     Args:
         config: The experiment.
         out: The run folder.
         mode: ``new`` (the folder must be empty), ``overwrite`` (clear a harken run folder
-            first) or ``resume`` (continue one: finished (method, fold, seed) units stored
-            under ``units/`` are reused; the config must match the recorded one). See
+            first) or ``resume`` (continue one: finished units stored under ``units/`` are
+            reused; the config must match the recorded one). See
             :class:`~harken.store.runs.RunFolder`.
     """
-    if config.protocol == "gzsl":
-        from harken.experiment_gzsl import run_gzsl_experiment
-
-        return run_gzsl_experiment(config, out, mode=mode)
+    protocol = config.protocol_runner()
     folder = RunFolder(out, mode)
     folder.begin(asdict(config))
-    exp = Experiment(config, folder)
-    manifest = exp.load_data()
-    all_classes, texts, generator_config = exp.knowledge(manifest)
-    every_text = {
-        c: [t for by_class in exp.texts_by_generator.values() for t in by_class[c]] for c in texts
-    }
-    export_descriptions(every_text, folder.path / "descriptions.csv")
-
-    # Unfitted instances tell which features and resources the methods need.
-    probes = {m: exp.make_method(m, None) for m in config.methods}
-    needs = {f for p in probes.values() for f in p.features}
-    manifest, features = exp.features(manifest, needs)
-    label_space = exp.label_space() if any(p.uses_label_space for p in probes.values()) else None
-
-    labels = np.asarray(manifest.labels(config.target), dtype=object)
-    clip_ids = [clip.clip_id for clip in manifest]
-    data = Batch(features, list(labels), clip_ids)
-    splits = exp.splits(all_classes.names)
-    write_splits(splits, folder.path / "splits")
-
-    methods_out: dict[str, dict] = {}
-    predictions: list[tuple] = []
-    fit_logs: dict[str, list] = {}
-    with folder.stage("methods"):
-        for name in config.methods:
-            trainable = probes[name].trainable
-            method_classes = exp.classes_for(probes[name], texts, all_classes)
-            rows = []
-            for split in splits:
-                if trainable and not split.train:
-                    raise ConfigError(
-                        f"method {name!r} needs training classes; the {config.protocol} "
-                        "protocol has none (use a training-free method)"
-                    )
-                for seed in config.seeds if trainable else [config.seeds[0]]:
-                    unit = folder.load_unit(name, split.fold, seed)
-                    if unit is None:
-                        unit = evaluate_fold(
-                            lambda n=name: exp.make_method(n, label_space),
-                            data,
-                            method_classes,
-                            split,
-                            seed,
-                        )
-                        folder.save_unit(unit, name, split.fold, seed)
-                    rows.append(unit["row"])
-                    fit_logs.setdefault(name, []).append(
-                        {"fold": split.fold, "seed": seed, **unit["log"]}
-                    )
-                    predictions += [(name, split.fold, seed, *p) for p in unit["predictions"]]
-            methods_out[name] = {
-                **summarise(rows),
-                "config": probes[name].config(),
-                "selection_criterion": _criteria(rows),
-            }
-
-    chance = _chance(splits, labels)
-    results = {
-        "dataset": manifest.name,
-        "target": config.target,
-        "protocol": {
-            "name": config.protocol,
-            "folds": len(splits),
-            "test_classes_per_fold": [len(s.test) for s in splits],
-            "dev_classes_per_fold": [len(s.dev) for s in splits],
-            "split_seed": config.split_seed,
-            "seeds": config.seeds,
-        },
-        "encoders": {"audio": sorted(needs), "text": config.text_encoder},
-        "chance": chance,
-        "methods": methods_out,
-    }
-    folder.write_json("results.json", results)
-    folder.write_text("results.md", results_markdown(results))
-    folder.write_csv(
-        "predictions.csv", ["method", "fold", "seed", "clip_id", "label", "predicted"], predictions
-    )
-    folder.write_manifest(
-        config=asdict(config),
-        **exp.provenance(manifest, len(all_classes.names), features, generator_config),
-        splits={"folds": [s.fold for s in splits], "folder": "splits"},
-        methods={n: chosen_configs(methods_out[n], "folds") for n in methods_out},
-        selection=fit_logs,
-    )
-    return results
-
-
-#: What a k-fold method's ``dev_score`` is (the foundation's dev-class UA).
-DEV_CRITERION = "UA on the fold's dev classes"
-
-
-def evaluate_fold(make_method, data: Batch, classes: Classes, split: Split, seed: int) -> dict:
-    """Fit a fresh method on one fold's train (and dev) classes and score its test clips.
-
-    Returns the unit stored for resuming: ``{"row", "log", "predictions"}`` — ``row`` is the
-    fold's ``results.json`` row with the method's chosen ``config`` and its ``selection``
-    (criterion and dev/selection score; test clips never enter it).
-    """
-    labels = np.asarray(data.labels, dtype=object)
-    test = data.subset(np.isin(labels, split.test))
-    test_classes = classes.subset(list(split.test))
-    train = data.subset(np.isin(labels, split.train)) if split.train else None
-    dev = data.subset(np.isin(labels, split.dev)) if split.dev else None
-    method = make_method()
-    method.n_candidates = len(split.test)
-    log = method.fit(
-        train,
-        classes.subset(list(split.train)) if train else None,
-        dev,
-        classes.subset(list(split.dev)) if dev else None,
-        seed,
-    )
-    scores = method.score(test, test_classes)
-    pred = [test_classes.names[i] for i in np.argmax(scores, axis=1)]
-    report = classification_report(test.labels, pred, list(split.test))
-    row = {
-        "fold": split.fold,
-        "seed": seed,
-        "test_classes": list(split.test),
-        **report,
-        "retrieval": retrieval_both_ways(scores, test.labels, test_classes.names),
-        "config": method.config(),
-        "selection": selection_of(log, DEV_CRITERION),
-    }
-    return {
-        "row": row,
-        "log": log,
-        "predictions": [list(p) for p in zip(test.clip_ids, test.labels, pred, strict=True)],
-    }
-
-
-def selection_of(log: dict, criterion: str) -> dict:
-    """``{"criterion", "score"}``: what a fit chose its settings on (never test clips) and
-    the best score there; ``score`` is None for fixed settings."""
-    if "selection_UA" in log:
-        return {"criterion": f"UA on {log['selected_on']}", "score": float(log["selection_UA"])}
-    if log.get("dev_score") is not None:
-        return {"criterion": criterion, "score": float(log["dev_score"])}
-    if log.get("selected_on"):
-        return {"criterion": f"none ({log['selected_on']})", "score": None}
-    return {"criterion": "none (fixed settings)", "score": None}
-
-
-def _criteria(rows: list[dict]) -> list[str]:
-    return sorted({r["selection"]["criterion"] for r in rows})
-
-
-def chosen_configs(summary: dict, rows_key: str) -> dict:
-    """A method's manifest entry: its configured settings and, per fold (split) and seed, the
-    settings it chose and what it chose them on."""
-    keys = ("fold", "split", "seed")
-    return {
-        "config": summary["config"],
-        "chosen": [
-            {
-                **{k: r[k] for k in keys if k in r},
-                "config": r["config"],
-                "selection": r["selection"],
-            }
-            for r in summary[rows_key]
-        ],
-    }
-
-
-def retrieval_both_ways(
-    scores: np.ndarray, clip_labels: list[str], class_names: list[str]
-) -> dict[str, dict[str, float]]:
-    """Retrieval metrics of one clip × class score matrix: text→audio (each class text queries
-    the clips; every clip of that class is relevant) and audio→text (each clip queries the
-    class texts; its own class is relevant)."""
-    return {
-        "text_to_audio": retrieval_report(scores.T, class_relevance(class_names, clip_labels)),
-        "audio_to_text": retrieval_report(scores, class_relevance(clip_labels, class_names)),
-    }
-
-
-def _chance(splits: list[Split], labels: np.ndarray) -> dict[str, float]:
-    per_fold = [chance_level(labels[np.isin(labels, s.test)], len(s.test)) for s in splits]
-    return {m: float(np.mean([c[m] for c in per_fold])) for m in ("UA", "WA", "UP")}
+    return protocol.run(Experiment(config, folder))

@@ -140,6 +140,14 @@ class Registry(Generic[T]):
             kwargs["spec"] = spec
         return factory(**kwargs)
 
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered under ``name`` (or ``prefix:spec``).
+
+        Raises:
+            ConfigError: ``name`` is not registered (the message lists the names that are).
+        """
+        return self._factory(name)[1]
+
     def __contains__(self, name: str) -> bool:
         return name.partition(":")[0] in self._factories
 

@@ -1,7 +1,9 @@
 """results.json / results.md for a run: per-fold scores, mean ± std, chance beside them.
 
-:func:`results_markdown` and :func:`results_table` print any protocol's results with its own
-table: UA / WA / UP for ``kfold`` and ``all-classes``, S / U / HM / ZSL for ``gzsl``.
+The tables of the classification protocols: UA / WA / UP (+ retrieval) for ``kfold`` and
+``all-classes`` (:func:`kfold_markdown`, :func:`kfold_table`), S / U / HM / ZSL for ``gzsl``
+(:func:`gzsl_markdown`, :func:`gzsl_table`). Each protocol module picks its own;
+:func:`harken.protocols.base.results_markdown` dispatches on ``results["protocol"]["name"]``.
 """
 
 from __future__ import annotations
@@ -28,15 +30,8 @@ def summarise(folds: list[dict]) -> dict:
     return out
 
 
-def is_gzsl(results: dict) -> bool:
-    """Whether ``results`` come from the generalised zero-shot protocol."""
-    return results.get("protocol", {}).get("name") == "gzsl"
-
-
-def results_markdown(results: dict) -> str:
-    """A Markdown table: one row per method, chance first (the protocol's own metrics)."""
-    if is_gzsl(results):
-        return gzsl_markdown(results)
+def kfold_markdown(results: dict) -> str:
+    """A Markdown table: one row per method, chance first (UA / WA / UP), then retrieval."""
     title = f"# {results['dataset']} — {results['target']} — {results['protocol']['name']}"
     lines = [title, "", "| method | UA | WA | UP |", "|---|---|---|---|"]
     chance = results["chance"]
@@ -67,10 +62,8 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def results_table(results: dict) -> str:
-    """A plain-text table for the terminal (the protocol's own metrics)."""
-    if is_gzsl(results):
-        return gzsl_table(results)
+def kfold_table(results: dict) -> str:
+    """A plain-text table for the terminal (UA / WA / UP)."""
     rows = [("method", "UA", "WA", "UP")]
     rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in METRICS)))
     for name, r in results["methods"].items():

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from harken.errors import ConfigError, DataError
-from harken.protocols.gzsl import (
+from harken.protocols.gzsl_splits import (
     STAGES,
     GzslSplit,
     make_gzsl_split,
@@ -140,7 +140,7 @@ def test_bad_requests(kitchen20):
 
 def test_the_benchmarks_split_files_over_a_datasets_clips(tmp_path):
     from harken.data.readers.avgzsl import read_avgzsl_split, write_synthetic_features
-    from harken.protocols.gzsl import from_avgzsl
+    from harken.protocols.gzsl_splits import from_avgzsl
 
     root = write_synthetic_features(tmp_path, "UCF", "cls_split", "avca", n_per_class=2)
     av = read_avgzsl_split(root / "class-split" / "cls_split")
