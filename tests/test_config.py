@@ -76,7 +76,10 @@ def test_wrong_types_name_the_key_and_what_was_expected(tmp_path, toml, expected
         ("[methods]\nseeds = [-1]", "[methods] seeds must be a list of integers ≥ 0"),
         ("[methods]\nnames = []", "[methods] names must name at least one method"),
         ('[methods]\nnames = ["linear", "linear"]', "[methods] names lists ['linear'] more than"),
-        ('[protocol]\nprotocol = "kfolds"', "[protocol] protocol must be one of 'all-classes', 'gzsl', 'kfold'"),
+        (
+            '[protocol]\nprotocol = "kfolds"',
+            "[protocol] protocol must be one of 'all-classes', 'gzsl', 'kfold'",
+        ),
         (
             '[protocol]\nprotocol = "gzsl"\ncalibration_grid = "0:5"',
             "[protocol] calibration_grid '0:5': write 'lo:",

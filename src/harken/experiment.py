@@ -26,7 +26,7 @@ from harken.encoders.base import Encoder, get_encoder
 from harken.errors import ConfigError, DataError
 from harken.knowledge.base import get_generator
 from harken.knowledge.cache import CachedGenerator
-from harken.knowledge.classes import class_embeddings, class_texts, export_descriptions
+from harken.knowledge.classes import class_embeddings, class_texts
 from harken.methods.base import Classes, Method, get_method
 from harken.protocols.base import Protocol, available_protocols, get_protocol
 from harken.store.features import FeatureStore, Usable, array_digest
@@ -73,7 +73,8 @@ class ExperimentConfig:
     Every field is checked by :meth:`validate` (``from_toml`` calls it) before any work: its
     type from the annotation above (``bool`` is not an integer; a string is not a list — only
     ``generator`` also takes a single string), its range, the protocol's options (names, types,
-    ranges: :meth:`harken.protocols.base.Protocol.parse`), the method names and each method's options (names, types and ranges, see
+    ranges: :meth:`harken.protocols.base.Protocol.parse`), the method names and each method's
+    options (names, types and ranges, see
     :meth:`harken.registry.Registry.check`). Checks that need the dataset's class count are in
     :meth:`check_against`. Errors name the file and the key (``run.toml: [protocol] folds``).
     """
@@ -353,7 +354,9 @@ def _flatten(raw: dict, path: Path) -> tuple[dict, dict[str, str]]:
                 put("methods", v, "[methods] names")
             elif section == "protocol" and k not in ("protocol", "name"):
                 if k in origins:
-                    raise ConfigError(f"{path}: [protocol] {k} repeats {origins[k]}; set each key once")
+                    raise ConfigError(
+                        f"{path}: [protocol] {k} repeats {origins[k]}; set each key once"
+                    )
                 flat.setdefault("protocol_options", {})[k] = v
                 origins[k] = f"[protocol] {k}"
             elif section == "protocol":

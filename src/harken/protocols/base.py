@@ -93,7 +93,8 @@ class Protocol(ABC):
                         f"{key(name)} must be {describe(hints[name])} such as [{value!r}], "
                         f"not {shown(value)}"
                     )
-                raise ConfigError(f"{key(name)} must be {describe(hints[name])}, not {shown(value)}")
+                expected = describe(hints[name])
+                raise ConfigError(f"{key(name)} must be {expected}, not {shown(value)}")
         options = cls.Options(**raw)
         for name, ok, expected in cls.RANGES:
             value = getattr(options, name)
@@ -105,9 +106,11 @@ class Protocol(ABC):
     @classmethod
     def check(cls, options: Any, key: Callable[[str], str]) -> None:
         """Checks across options that need no data (override; raise ConfigError)."""
+        return None
 
     def check_against(self, config: ExperimentConfig, n_classes: int) -> None:
         """Checks that need the dataset's class count (override; raise ConfigError)."""
+        return None
 
     # --- run and results ----------------------------------------------------------------------
 
