@@ -1,0 +1,224 @@
+"""What the SoundingActions protocols share (Chen et al. 2024, §5–6): clips with audio, video
+frames and a text, the features of each modality, and a split into clips that train the
+embedding methods and clips that evaluate them.
+
+The language modality of a clip is its narration when every clip has one (EPIC-KITCHENS and
+Ego4D narrations, a CSV's ``narration`` column, av-mini's VGGSounder tags), embedded by the
+knowledge ``text_encoder``; otherwise the class knowledge of its ``target`` label (Kitchen20: the
+class's descriptions, so only the audio–language half of MC3 applies). It is passed to methods as
+the feature ``"narration"``.
+
+Training and evaluation clips never share a recording: the split is by recording group (a clip's
+``group``, else its video / audio file), per class when there are labels, so every class keeps
+clips on both sides. With ``train_dataset`` the methods train on a separate narrated dataset
+instead (the paper's setting: 250K unlabelled Ego4D clips for training, the annotated clips for
+evaluation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harken.data.manifest import Manifest
+from harken.data.readers import read_dataset
+from harken.errors import ConfigError, DataError
+from harken.methods.base import Batch, Classes, Method
+
+if TYPE_CHECKING:
+    from harken.experiment import Experiment
+
+#: The feature name of the per-clip text embedding.
+TEXT = "narration"
+
+
+@dataclass
+class TriModalData:
+    """Clips of one dataset as a :class:`Batch` (audio / image features by encoder name and the
+    text rows as ``"narration"``), with what the protocols need beside them.
+
+    Attributes:
+        manifest: The clips every feature could embed, in row order.
+        batch: Their features; ``labels`` = the ``target`` column when the dataset has it.
+        groups: The recording group of each row (clips of one recording share it).
+        texts: The text of each row (its narration, or its class name).
+        text_source: ``"narration"`` or ``"class knowledge"``.
+        classes: The target classes with their knowledge embeddings (None without labels).
+        features: The run's feature provenance (see :meth:`Experiment.provenance`).
+    """
+
+    manifest: Manifest
+    batch: Batch
+    groups: list[str]
+    texts: list[str]
+    text_source: str
+    classes: Classes | None
+    generator_config: dict | list | None = None
+
+    def subset(self, mask: np.ndarray) -> TriModalData:
+        idx = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask)
+        return replace(
+            self,
+            manifest=replace(self.manifest, clips=[self.manifest.clips[i] for i in idx]),
+            batch=self.batch.subset(idx),
+            groups=[self.groups[i] for i in idx],
+            texts=[self.texts[i] for i in idx],
+        )
+
+    @property
+    def sounding(self) -> list[bool | None]:
+        return [getattr(c, "sounding", None) for c in self.manifest.clips]
+
+
+def group_of(clip) -> str:
+    """A clip's recording group: its ``group``, else its video file, else its audio file."""
+    return str(clip.group or clip.video_path or clip.audio_path)
+
+
+def load(
+    exp: Experiment,
+    feature_names: Sequence[str],
+    dataset: str | None = None,
+    need_text: bool = True,
+) -> TriModalData:
+    """Read ``dataset`` (default: the config's), embed its clips with every encoder in
+    ``feature_names`` (image encoders with the config's ``frames``) and its texts.
+
+    Raises:
+        ConfigError: ``need_text`` but the clips have neither narrations nor the ``target``
+            labels.
+    """
+    c = exp.config
+    if dataset is None:
+        manifest = exp.load_data(require_target=False)
+    else:
+        manifest = read_dataset(dataset, c.data_dir)
+    has_labels = c.target in manifest.targets
+    classes = generator_config = None
+    texts_by_class: dict[str, list[str]] = {}
+    if has_labels:
+        classes, texts_by_class, generator_config = exp.knowledge(manifest)
+    manifest, features = exp.features(manifest, set(feature_names))
+    labels = manifest.labels(c.target) if has_labels else None
+    narrated = all(clip.narration for clip in manifest)
+    if narrated:
+        texts = [clip.narration for clip in manifest]
+        with exp.folder.stage("narrations"):
+            emb = np.asarray(exp.encoder(c.text_encoder).embed(texts), np.float32)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        source = "narration"
+    elif has_labels and classes is not None:
+        index = {name: i for i, name in enumerate(classes.names)}
+        emb = classes.embeddings[[index[y] for y in labels]]
+        texts = list(labels)
+        source = "class knowledge"
+    elif need_text:
+        missing = [clip.clip_id for clip in manifest if not clip.narration]
+        raise ConfigError(
+            f"dataset {manifest.name!r}: {len(missing)} clips have no narration (e.g. "
+            f"{missing[:3]}) and there is no label column {c.target!r} to describe them; give "
+            "every clip a narration (CSV column 'narration') or choose a labelled target"
+        )
+    else:
+        emb, texts, source = None, [""] * len(manifest), "none"
+    if emb is not None:
+        features = {**features, TEXT: emb}
+    ids = [clip.clip_id for clip in manifest]
+    batch = Batch(features, list(labels) if labels is not None else None, ids)
+    return TriModalData(
+        manifest,
+        batch,
+        [group_of(clip) for clip in manifest],
+        texts,
+        source,
+        classes,
+        generator_config,
+    )
+
+
+def group_split(
+    groups: Sequence[str],
+    fractions: Sequence[float],
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
+) -> list[np.ndarray]:
+    """Split rows into parts by recording group: ``fractions`` of each class's groups (all rows
+    as one class without labels) go to each part, after a seeded shuffle; every part gets at
+    least one group of a class that has as many groups as parts. Returns one boolean mask per
+    part; no group is in two parts.
+    """
+    groups = list(groups)
+    if not np.isclose(sum(fractions), 1.0):
+        raise ConfigError(f"split fractions {list(fractions)} must sum to 1")
+    strata = list(labels) if labels is not None else [""] * len(groups)
+    rng = np.random.default_rng(seed)
+    part_of: dict[str, int] = {}
+    for stratum in sorted(set(strata)):
+        gs = sorted({g for g, s in zip(groups, strata, strict=True) if s == stratum})
+        gs = [g for g in gs if g not in part_of]  # a group spanning classes: first class wins
+        order = [gs[i] for i in rng.permutation(len(gs))]
+        counts = _counts(len(order), fractions)
+        k = 0
+        for part, n in enumerate(counts):
+            for g in order[k : k + n]:
+                part_of[g] = part
+            k += n
+    assigned = np.array([part_of[g] for g in groups])
+    return [assigned == p for p in range(len(fractions))]
+
+
+def _counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """Groups per part: rounded shares, each part ≥ 1 when ``n`` allows, summing to ``n``."""
+    counts = [int(round(n * f)) for f in fractions]
+    if n >= len(fractions):
+        counts = [max(1, c) for c in counts]
+    while sum(counts) > n:
+        counts[int(np.argmax(counts))] -= 1
+    while sum(counts) < n:
+        counts[int(np.argmax(fractions))] += 1
+    return counts
+
+
+def embedders(exp: Experiment, protocol: str) -> dict[str, Method]:
+    """The configured methods, each checked to give embeddings (``embed(batch)``)."""
+    out = {}
+    for name in exp.config.methods:
+        method = exp.make_method(name, None)
+        if not callable(getattr(method, "embed", None)):
+            raise ConfigError(
+                f"{exp.config.key('methods')}: method {name!r} gives no clip embeddings, which "
+                f"the {protocol} protocol compares; use mc3 or one of its baselines (cmc, "
+                "clap-style, cm-acc-style, imagebind-style, mc3-no-*) or contrastive"
+            )
+        out[name] = method
+    return out
+
+
+def fit_embedder(
+    exp: Experiment, name: str, train: TriModalData, seed: int
+) -> tuple[Method, dict]:
+    """A fresh ``name`` fitted on the training clips (no dev data: the paper takes the final
+    checkpoint)."""
+    method = exp.make_method(name, None)
+    classes = None
+    if train.classes is not None and train.batch.labels is not None:
+        present = [n for n in train.classes.names if n in set(train.batch.labels)]
+        classes = train.classes.subset(present)
+    log = method.fit(train.batch, classes, None, None, seed) or {}
+    return method, log
+
+
+def check_rows(data: TriModalData, what: str, minimum: int = 2) -> None:
+    if len(data.batch) < minimum:
+        raise DataError(
+            f"dataset {data.manifest.name!r}: only {len(data.batch)} {what} clips; the "
+            f"protocol needs at least {minimum} (add clips or change the split fractions)"
+        )
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    emb = np.asarray(emb, np.float64)
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
