@@ -24,6 +24,13 @@ Losses (each a pure function below):
 * Eq. 2 :func:`consensus` ``c^t`` with the scaling ``K_i(x) = ((x+1)/2)^α_i`` (:func:`scale`) and
   its inverse (:func:`unscale`); Eq. 3 :func:`consensus_loss`.
 * Eq. 4 ``L_MC3 = L_contrastive + λ L_consensus`` (``λ = consensus_weight``, 1 in the paper).
+  Eq. 4 as printed writes the InfoNCE denominator as ``e_i^t·e_l^t``; we follow Eq. 1
+  (``e_i^t·e_j^l``), which Eq. 4 restates.
+
+Eq. 1 is applied as printed (diagonal positives). With class embeddings as the language, clips
+of one class in a batch share one text row, so that text is also each other's "negative"; the
+gradient on a shared text then points to the mean of its class's clips, and an audio row's
+softmax over identical text columns only adds a constant floor to the loss.
 
 Training (§4.1, §4.4): an *align* stage (contrastive over all pairs), then a *refine* stage
 (contrastive + consensus, audio anchor, ``α_l = 1``, ``α_v = 0.5``). Adam, lr 3e-5, batch 256,
@@ -381,7 +388,21 @@ class MC3(Method):
         anchor: str = "audio",
         consensus_weight: float = 1.0,
     ) -> None:
-        problems = self.validate_options({"variant": variant, "anchor": anchor})
+        problems = self.validate_options(
+            {
+                "variant": variant,
+                "anchor": anchor,
+                "dim": dim,
+                "tau": tau,
+                "lr": lr,
+                "batch_size": batch_size,
+                "epochs": epochs,
+                "alpha_video": alpha_video,
+                "alpha_text": alpha_text,
+                "alpha_audio": alpha_audio,
+                "consensus_weight": consensus_weight,
+            }
+        )
         if problems:
             raise ConfigError("; ".join(problems))
         self.variant, self.audio, self.video = variant, audio, video
