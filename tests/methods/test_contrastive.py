@@ -81,3 +81,27 @@ def test_is_deterministic_and_class_order_invariant(problem):
     )
     shuffled = permuted(problem.test_classes)
     assert a.predict(problem.test, problem.test_classes) == a.predict(problem.test, shuffled)
+
+
+def test_embed_gives_unit_audio_rows_and_narration_text_rows(problem):
+    from .conftest import with_features
+
+    method = Contrastive(features=("feat",), dim=8, epochs=2, lr=1e-2)
+    method.fit(problem.train, problem.train_classes, None, None, 0)
+    emb = method.embed(problem.test)
+    assert set(emb) == {"audio"} and emb["audio"].shape == (len(problem.test), 8)
+    np.testing.assert_allclose(np.linalg.norm(emb["audio"], axis=1), 1.0, rtol=1e-5)
+    # the audio rows are those score() compares with the class rows
+    text = method.model.embed_text(torch.from_numpy(problem.test_classes.embeddings)).detach()
+    scores = method.score(problem.test, problem.test_classes)
+    np.testing.assert_allclose(
+        scores,
+        float(method.model.logit_scale().detach()) * emb["audio"] @ text.numpy().T,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    rows = [problem.test_classes.names.index(y) for y in problem.test.labels]
+    narrated = with_features(problem.test, narration=problem.test_classes.embeddings[rows])
+    both = method.embed(narrated)
+    np.testing.assert_allclose(both["text"], text.numpy()[rows], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(both["audio"], emb["audio"])

@@ -9,5 +9,6 @@ from harken.methods import (  # noqa: F401
     fusion,
     kda,
     linear,
+    mc3,
     zeroshot,
 )

@@ -179,6 +179,18 @@ class Contrastive(StandardizedInputs, ScheduledTraining, Method):
             a, t = self.model.embed_audio(self._inputs(batch)), self.model.embed_text(text)
             return (self.model.logit_scale() * a @ t.T).numpy()
 
+    def embed(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Unit-norm joint-space rows: ``{"audio": E_a(x)}``, plus ``"text"`` (``E_t`` of
+        ``batch.features["narration"]``) when the batch has narration embeddings."""
+        if self.model is None:
+            raise RuntimeError("contrastive: fit() must run before embed()")
+        with torch.no_grad():
+            out = {"audio": self.model.embed_audio(self._inputs(batch)).numpy()}
+            if "narration" in batch.features:
+                text = torch.from_numpy(np.asarray(batch.features["narration"], np.float32))
+                out["text"] = self.model.embed_text(text).numpy()
+        return out
+
     def config(self) -> dict:
         return {
             "features": list(self.features),
