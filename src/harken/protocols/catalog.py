@@ -1,3 +1,3 @@
 """Imports every built-in protocol so it registers itself: a new protocol is one line here."""
 
-from harken.protocols import gzsl, kfold  # noqa: F401
+from harken.protocols import discovery, gzsl, kfold, linear_probe, retrieval  # noqa: F401

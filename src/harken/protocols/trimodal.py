@@ -98,9 +98,8 @@ def load(
         manifest = read_dataset(dataset, c.data_dir)
     has_labels = c.target in manifest.targets
     classes = generator_config = None
-    texts_by_class: dict[str, list[str]] = {}
     if has_labels:
-        classes, texts_by_class, generator_config = exp.knowledge(manifest)
+        classes, _, generator_config = exp.knowledge(manifest)
     manifest, features = exp.features(manifest, set(feature_names))
     labels = manifest.labels(c.target) if has_labels else None
     narrated = all(clip.narration for clip in manifest)
@@ -172,7 +171,7 @@ def group_split(
 
 def _counts(n: int, fractions: Sequence[float]) -> list[int]:
     """Groups per part: rounded shares, each part ≥ 1 when ``n`` allows, summing to ``n``."""
-    counts = [int(round(n * f)) for f in fractions]
+    counts = [round(n * f) for f in fractions]
     if n >= len(fractions):
         counts = [max(1, c) for c in counts]
     while sum(counts) > n:
@@ -197,9 +196,7 @@ def embedders(exp: Experiment, protocol: str) -> dict[str, Method]:
     return out
 
 
-def fit_embedder(
-    exp: Experiment, name: str, train: TriModalData, seed: int
-) -> tuple[Method, dict]:
+def fit_embedder(exp: Experiment, name: str, train: TriModalData, seed: int) -> tuple[Method, dict]:
     """A fresh ``name`` fitted on the training clips (no dev data: the paper takes the final
     checkpoint)."""
     method = exp.make_method(name, None)

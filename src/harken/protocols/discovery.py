@@ -1,0 +1,249 @@
+"""Sounding-action discovery (``protocol = "discovery"``; Chen et al. 2024, §6.1, Table 2).
+
+Embedding methods (``mc3`` and its baselines, ``contrastive``) are trained on the training clips —
+without any sounding label, only audio, video and narrations — then every evaluation clip is
+scored by the cosine of its audio and video embeddings (AV) and of its audio and narration
+embeddings (AL): "that score indicates how likely it is that the action in the video sounds".
+ROC-AUC and PR-AUC against the clips' sounding labels (scikit-learn), beside the random
+baseline (ROC 0.5; PR = the positive rate), and both curves, saved for the report
+(``curves/<method>-seed<k>.json`` and ``discovery.png``).
+
+Sounding labels come from the data: a CSV's ``sounding`` column, the paper's annotations joined
+to Ego4D narrations, av-mini's VGGSounder audible/visible tags (``avmini:sounding``) or the
+EPIC-KITCHENS-100 proxy (``epic100-sounding``: a narrated segment sounds when an EPIC-SOUNDS event
+overlaps it). Evaluation clips without a label are left out (and counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harken.errors import DataError
+from harken.metrics.classification import mean_std
+from harken.protocols import trimodal
+from harken.protocols.base import PROTOCOLS, Protocol
+
+if TYPE_CHECKING:
+    from harken.experiment import Experiment
+
+#: Score name → the two modalities whose cosine it is.
+PAIRS = {"AV": ("audio", "video"), "AL": ("audio", "text")}
+METRICS = ("roc_auc", "pr_auc")
+
+
+@dataclass
+class DiscoveryOptions:
+    """``[protocol]`` keys of ``discovery``.
+
+    Attributes:
+        train_fraction: Share of the recordings whose clips train the methods (split by
+            recording, per class when labelled); the rest are evaluated.
+        train_dataset: Train on this narrated dataset instead (a registered name or CSV path)
+            and evaluate every clip of ``dataset`` (the paper's setting).
+        split_seed: Seed of the train / evaluation split.
+        curve_points: Points kept per saved curve.
+    """
+
+    train_fraction: float = 0.5
+    train_dataset: str | None = None
+    split_seed: int = 0
+    curve_points: int = 200
+
+
+@PROTOCOLS.register("discovery")
+class Discovery(Protocol):
+    """Sounding-action discovery: AV and AL cosine scores against sounding labels."""
+
+    name = "discovery"
+    Options = DiscoveryOptions
+    needs_classes = False
+    PATH_OPTIONS = ("train_dataset",)
+    RANGES = (
+        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        ("curve_points", (lambda v: v >= 2), "an integer ≥ 2"),
+    )
+
+    def run(self, exp: Experiment) -> dict:
+        from harken.reports.curves import plot_discovery_curves
+
+        config, folder, o = exp.config, exp.folder, self.options
+        methods = trimodal.embedders(exp, self.name)
+        needs = sorted({f for m in methods.values() for f in m.features})
+        train, test = split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        labelled = np.array([s is not None for s in test.sounding])
+        skipped_unlabelled = int((~labelled).sum())
+        test = test.subset(labelled)
+        if not len(test.batch):
+            raise DataError(
+                f"dataset {test.manifest.name!r}: no evaluation clip has a sounding label; "
+                "give a 'sounding' column (yes/no) or use a dataset that has one"
+            )
+        y = np.array(test.sounding, dtype=bool)
+
+        methods_out: dict[str, dict] = {}
+        curves: dict[str, dict] = {}
+        with folder.stage("methods"):
+            for name in methods:
+                runs = []
+                for seed in config.seeds:
+                    row = folder.load_unit(name, "seed", seed)
+                    if row is None:
+                        row = self._evaluate(exp, name, train, test, y, seed, o.curve_points)
+                        folder.save_unit(row, name, "seed", seed)
+                    curve = row.pop("curves")
+                    folder.write_json(f"curves/{name}-seed{seed}.json", curve)
+                    curves.setdefault(name, curve)
+                    runs.append(row)
+                methods_out[name] = summarise(runs, methods[name].config())
+        rate = float(y.mean())
+        chance = {p: {"roc_auc": 0.5, "pr_auc": rate} for p in PAIRS}
+        results = {
+            "dataset": test.manifest.name,
+            "target": "sounding",
+            "protocol": {
+                "name": self.name,
+                "clips": len(test.batch),
+                "positives": int(y.sum()),
+                "positive_rate": rate,
+                "unlabelled_left_out": skipped_unlabelled,
+                "train_clips": len(train.batch),
+                "train_dataset": o.train_dataset,
+                "text": test.text_source,
+                "seeds": config.seeds,
+            },
+            "encoders": {"features": needs, "text": config.text_encoder, "frames": config.frames},
+            "chance": chance,
+            "methods": methods_out,
+        }
+        for pair in PAIRS:
+            with_pair = {n: c[pair] for n, c in curves.items() if pair in c}
+            if with_pair:
+                plot_discovery_curves(
+                    with_pair,
+                    folder.path / f"discovery-{pair}.png",
+                    f"{results['dataset']}: sounding-action discovery ({pair})",
+                )
+        write_results(exp, self, results, test, train)
+        return results
+
+    @staticmethod
+    def _evaluate(exp, name, train, test, y, seed, points) -> dict:
+        from harken.metrics.discovery import discovery_curves, discovery_report
+
+        method, log = trimodal.fit_embedder(exp, name, train, seed)
+        emb = method.embed(test.batch)
+        row: dict = {"seed": seed, "config": method.config(), "curves": {}}
+        for pair, (a, b) in PAIRS.items():
+            if a not in emb or b not in emb:
+                continue
+            scores = np.sum(trimodal.unit_rows(emb[a]) * trimodal.unit_rows(emb[b]), axis=1)
+            report = discovery_report(scores, y)
+            row[pair] = {m: report[m] for m in METRICS}
+            row["curves"][pair] = discovery_curves(scores, y, max_points=points)
+        row["epoch_seconds"] = log.get("epoch_seconds")
+        row["selection"] = {"criterion": "none (final checkpoint, §4.4)", "score": None}
+        return row
+
+    @staticmethod
+    def markdown(results: dict) -> str:
+        p = results["protocol"]
+        lines = [
+            f"# {results['dataset']} — sounding-action discovery",
+            "",
+            f"{p['clips']} evaluation clips, {p['positives']} sounding "
+            f"(rate {p['positive_rate']:.3f}); methods trained on {p['train_clips']} clips "
+            f"(text: {p['text']}). AUC mean ± std over seeds {p['seeds']}.",
+            "",
+            "| method | AV ROC | AV PR | AL ROC | AL PR | s / epoch |",
+            "|---|---|---|---|---|---|",
+        ]
+        c = results["chance"]
+        lines.append(
+            f"| random | {c['AV']['roc_auc']:.3f} | {c['AV']['pr_auc']:.3f} | "
+            f"{c['AL']['roc_auc']:.3f} | {c['AL']['pr_auc']:.3f} | – |"
+        )
+        for name, r in results["methods"].items():
+            cells = [_cell(r, pair, m) for pair in PAIRS for m in METRICS]
+            sec = r.get("epoch_seconds")
+            cells.append(f"{sec:.2f}" if sec is not None else "–")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += ["", "PR = average precision (area under the step-wise PR curve).", ""]
+        return "\n".join(lines)
+
+    @staticmethod
+    def table(results: dict) -> str:
+        rows = [("method", "AV ROC", "AV PR", "AL ROC", "AL PR")]
+        c = results["chance"]
+        rows.append(("random", *(f"{c[p][m]:.3f}" for p in PAIRS for m in METRICS)))
+        for name, r in results["methods"].items():
+            rows.append((name, *(_cell(r, p, m, " ± ") for p in PAIRS for m in METRICS)))
+        return text_table(rows)
+
+
+def _cell(r: dict, pair: str, metric: str, sep: str = " ± ") -> str:
+    if pair not in r:
+        return "–"
+    v = r[pair][metric]
+    return f"{v['mean']:.3f}{sep}{v['std']:.3f}"
+
+
+def summarise(runs: list[dict], config: dict) -> dict:
+    """Per method: ``{pair: {metric: {"mean", "std"}}}`` over seeds, the runs and settings."""
+    out: dict = {"runs": runs, "config": config}
+    for pair in PAIRS:
+        if all(pair in r for r in runs):
+            out[pair] = {m: mean_std([r[pair][m] for r in runs]) for m in METRICS}
+    secs = [s for r in runs if (s := r.get("epoch_seconds"))]
+    out["epoch_seconds"] = float(np.mean([np.mean(s) for s in secs])) if secs else None
+    return out
+
+
+def split(exp, needs, train_dataset, train_fraction, seed):
+    """Training and evaluation clips: a separate ``train_dataset``, or a split by recording."""
+    if train_dataset:
+        test = trimodal.load(exp, needs)
+        train = trimodal.load(exp, needs, dataset=train_dataset)
+    else:
+        data = trimodal.load(exp, needs)
+        train_mask, _ = trimodal.group_split(
+            data.groups, (train_fraction, 1 - train_fraction), seed, data.batch.labels
+        )
+        train, test = data.subset(train_mask), data.subset(~train_mask)
+    trimodal.check_rows(train, "training")
+    trimodal.check_rows(test, "evaluation")
+    return train, test
+
+
+def write_results(exp, protocol: Protocol, results: dict, test, train) -> None:
+    """``results.json``, ``results.md``, ``clips.csv`` (evaluation / training clips) and the
+    run manifest."""
+    folder = exp.folder
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", protocol.markdown(results))
+    rows = [("test", c.clip_id, t) for c, t in zip(test.manifest.clips, test.texts, strict=True)]
+    rows += [
+        ("train", c.clip_id, t) for c, t in zip(train.manifest.clips, train.texts, strict=True)
+    ]
+    folder.write_csv("clips.csv", ["part", "clip_id", "text"], rows)
+    features = {k: v for k, v in test.batch.features.items() if k != trimodal.TEXT}
+    folder.write_manifest(
+        config=asdict(exp.config),
+        **exp.provenance(
+            test.manifest,
+            len(test.classes.names) if test.classes else 0,
+            features,
+            test.generator_config,
+        ),
+        methods={n: {"config": r["config"]} for n, r in results.get("methods", {}).items()},
+    )
+
+
+def text_table(rows: list[tuple]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )

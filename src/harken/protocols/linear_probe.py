@@ -1,0 +1,223 @@
+"""Linear probe on frozen embeddings (``protocol = "linear-probe"``; Chen et al. 2024, §6.3,
+Table 4): how much of the ``target`` classes a representation holds linearly.
+
+Representations: the clip embeddings of any encoder (``features``, e.g. ``aisfx``, ``yamnet``)
+and the audio embeddings of trained heads (the run's ``methods``: ``contrastive``, ``mc3`` and its
+baselines, each fitted on the training clips only). A multinomial logistic regression is trained
+on the training clips for each value of its inverse regularisation ``C``; ``C`` is chosen on the
+validation clips, then the probe scores the test clips once: top-1, top-5, mean class accuracy,
+mAP and mAUC, as EPIC-SOUNDS evaluates them (classes present in the test clips). The clips are
+split by recording group, per class (``train_fraction`` / ``val_fraction`` / the rest), so no
+recording is on two sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harken.errors import ConfigError
+from harken.metrics.classification import mean_std
+from harken.protocols import trimodal
+from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.discovery import text_table, write_results
+
+if TYPE_CHECKING:
+    from harken.experiment import Experiment
+
+METRICS = ("top1", "top5", "mca", "map", "mauc")
+NAMES = {"top1": "Top-1", "top5": "Top-5", "mca": "mCA", "map": "mAP", "mauc": "mAUC"}
+
+
+@dataclass
+class LinearProbeOptions:
+    """``[protocol]`` keys of ``linear-probe``.
+
+    Attributes:
+        features: Encoders whose frozen clip embeddings are probed directly.
+        modality: Which embedding of a trained head is probed (``audio``, ``video``, ``text``).
+        train_fraction, val_fraction: Shares of each class's recordings that train the heads
+            and the probe / choose ``C``; the rest are the test clips.
+        grid: The values of ``C`` tried (chosen by validation top-1).
+        split_seed: Seed of the split.
+    """
+
+    features: list[str] = field(default_factory=lambda: ["aisfx", "yamnet"])
+    modality: str = "audio"
+    train_fraction: float = 0.6
+    val_fraction: float = 0.2
+    grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    split_seed: int = 0
+
+
+@PROTOCOLS.register("linear-probe")
+class LinearProbeProtocol(Protocol):
+    """Top-1/5, mCA, mAP, mAUC of a linear probe per representation."""
+
+    name = "linear-probe"
+    Options = LinearProbeOptions
+    RANGES = (
+        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+        ("val_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+        ("grid", (lambda v: len(v) > 0 and all(c > 0 for c in v)), "a non-empty list of C > 0"),
+        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        ("modality", (lambda v: v in ("audio", "video", "text")), "audio, video or text"),
+    )
+
+    @classmethod
+    def check(cls, options: LinearProbeOptions, key) -> None:
+        if options.train_fraction + options.val_fraction >= 1:
+            raise ConfigError(
+                f"{key('train_fraction')} + val_fraction = "
+                f"{options.train_fraction + options.val_fraction:g} leaves no test clip; "
+                "expected a sum below 1"
+            )
+        from harken.encoders.base import available_encoders
+
+        known = available_encoders()
+        for name in options.features:
+            if name.partition(":")[0] not in known:
+                raise ConfigError(
+                    f"{key('features')}: unknown encoder {name!r}; choose one of: "
+                    f"{', '.join(known)}"
+                )
+
+    def run(self, exp: Experiment) -> dict:
+        from harken.metrics.probe import probe_chance
+
+        config, folder, o = exp.config, exp.folder, self.options
+        methods = trimodal.embedders(exp, self.name)
+        needs = sorted({*o.features, *(f for m in methods.values() for f in m.features)})
+        data = trimodal.load(exp, needs)
+        labels = data.batch.labels
+        test_share = 1 - o.train_fraction - o.val_fraction
+        train_m, val_m, test_m = trimodal.group_split(
+            data.groups, (o.train_fraction, o.val_fraction, test_share), o.split_seed, labels
+        )
+        train, val, test = data.subset(train_m), data.subset(val_m), data.subset(test_m)
+        for part, what in ((train, "training"), (val, "validation"), (test, "test")):
+            trimodal.check_rows(part, what)
+        classes = sorted(set(labels))
+
+        reps: dict[str, dict] = {}
+        with folder.stage("probes"):
+            for name in o.features:
+                row = folder.load_unit("features", name)
+                if row is None:
+                    row = probe(
+                        train.batch.get(name),
+                        val.batch.get(name),
+                        test.batch.get(name),
+                        train.batch.labels,
+                        val.batch.labels,
+                        test.batch.labels,
+                        classes,
+                        o.grid,
+                    )
+                    folder.save_unit(row, "features", name)
+                reps[name] = {"kind": "encoder", **summarise([row])}
+            for name in methods:
+                runs = []
+                for seed in config.seeds:
+                    row = folder.load_unit(name, "seed", seed)
+                    if row is None:
+                        method, log = trimodal.fit_embedder(exp, name, train, seed)
+                        x = [method.embed(p.batch).get(o.modality) for p in (train, val, test)]
+                        if any(v is None for v in x):
+                            raise ConfigError(
+                                f"method {name!r} has no {o.modality} embedding to probe; "
+                                "choose [protocol] modality among the ones it learns"
+                            )
+                        row = probe(
+                            *x,
+                            train.batch.labels,
+                            val.batch.labels,
+                            test.batch.labels,
+                            classes,
+                            o.grid,
+                        )
+                        row |= {"seed": seed, "epoch_seconds": log.get("epoch_seconds")}
+                        folder.save_unit(row, name, "seed", seed)
+                    runs.append(row)
+                reps[f"{name} ({o.modality} head)"] = {
+                    "kind": "trained head",
+                    **summarise(runs),
+                    "config": methods[name].config(),
+                }
+        results = {
+            "dataset": data.manifest.name,
+            "target": config.target,
+            "protocol": {
+                "name": self.name,
+                "classes": len(classes),
+                "clips": {
+                    "train": len(train.batch),
+                    "val": len(val.batch),
+                    "test": len(test.batch),
+                },
+                "grid": list(o.grid),
+                "split_seed": o.split_seed,
+                "seeds": config.seeds,
+            },
+            "encoders": {"features": needs, "text": config.text_encoder},
+            "chance": probe_chance(train.batch.labels, test.batch.labels, classes),
+            "methods": reps,
+        }
+        write_results(exp, self, results, test, train)
+        return results
+
+    @staticmethod
+    def markdown(results: dict) -> str:
+        p = results["protocol"]
+        c = p["clips"]
+        lines = [
+            f"# {results['dataset']} — linear probe on {results['target']} "
+            f"({p['classes']} classes)",
+            "",
+            f"{c['train']} training / {c['val']} validation / {c['test']} test clips (split by "
+            f"recording); C chosen on validation from {p['grid']}. Trained heads: mean ± std "
+            f"over seeds {p['seeds']}.",
+            "",
+            "| representation | " + " | ".join(NAMES[m] for m in METRICS) + " | C |",
+            "|---|" + "---|" * (len(METRICS) + 1),
+        ]
+        ch = results["chance"]
+        lines.append(
+            "| chance (training prior) | " + " | ".join(f"{ch[m]:.3f}" for m in METRICS) + " | – |"
+        )
+        for name, r in results["methods"].items():
+            cells = [f"{r[m]['mean']:.3f} ± {r[m]['std']:.3f}" for m in METRICS]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['C']} |")
+        lines.append("")
+        return "\n".join(lines)
+
+    @staticmethod
+    def table(results: dict) -> str:
+        rows = [("representation", *(NAMES[m] for m in METRICS))]
+        ch = results["chance"]
+        rows.append(("chance", *(f"{ch[m]:.3f}" for m in METRICS)))
+        for name, r in results["methods"].items():
+            rows.append((name, *(f"{r[m]['mean']:.3f}" for m in METRICS)))
+        return text_table(rows)
+
+
+def probe(x_train, x_val, x_test, y_train, y_val, y_test, classes, grid) -> dict:
+    """Fit the probe (``C`` chosen on validation), score the test clips once."""
+    from harken.methods.probe import LinearProbe
+    from harken.metrics.probe import probe_report
+
+    model = LinearProbe(grid=list(grid), seed=0)
+    log = model.fit(np.asarray(x_train), list(y_train), np.asarray(x_val), list(y_val))
+    scores = model.scores(np.asarray(x_test))
+    report = probe_report(scores, list(y_test), list(model.classes_))
+    return {**{m: float(report[m]) for m in METRICS}, "C": log["C"], "validation": log}
+
+
+def summarise(runs: list[dict]) -> dict:
+    return {
+        **{m: mean_std([r[m] for r in runs]) for m in METRICS},
+        "C": sorted({r["C"] for r in runs}),
+        "runs": runs,
+    }

@@ -1,0 +1,209 @@
+"""Sounding-action retrieval (``protocol = "retrieval"``; Chen et al. 2024, §6.2, Table 3).
+
+"A retrieval is correct if the retrieved instance B and A belong to the same action group."
+Embedding methods are trained on the training clips; the evaluation clips are grouped by
+action (the ``group_by`` label column, by default the run's ``target`` — EPIC-KITCHENS'
+``action`` is the paper's verb + noun group), only groups with more than two (sounding) instances
+are kept, and each group is divided equally into a query pool and a retrieval pool. Every query
+modality retrieves every other modality of the retrieval pool by cosine — up to six directions
+(audio, video and text, each way): R@1/5/10, mAP@10 and the median rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harken.errors import ConfigError, DataError
+from harken.metrics.classification import mean_std
+from harken.protocols import trimodal
+from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.discovery import split, text_table, write_results
+
+if TYPE_CHECKING:
+    from harken.experiment import Experiment
+
+METRICS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank")
+
+
+@dataclass
+class RetrievalOptions:
+    """``[protocol]`` keys of ``retrieval``.
+
+    Attributes:
+        group_by: The label column whose value is a clip's action group (None: ``target``).
+        min_group: Keep groups with at least this many instances (3: "more than two", §6.2).
+        sounding_only: With sounding labels, keep only sounding clips (as §6.2 does).
+        train_fraction, train_dataset, split_seed: As in ``discovery``.
+        pool_seed: Seed of the query / retrieval pool division.
+    """
+
+    group_by: str | None = None
+    min_group: int = 3
+    sounding_only: bool = True
+    train_fraction: float = 0.5
+    train_dataset: str | None = None
+    split_seed: int = 0
+    pool_seed: int = 0
+
+
+@PROTOCOLS.register("retrieval")
+class Retrieval(Protocol):
+    """Cross-modal retrieval of clips of the same action group."""
+
+    name = "retrieval"
+    Options = RetrievalOptions
+    PATH_OPTIONS = ("train_dataset",)
+    RANGES = (
+        ("min_group", (lambda v: v >= 2), "an integer ≥ 2"),
+        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        ("pool_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+    )
+
+    def run(self, exp: Experiment) -> dict:
+        from harken.metrics.retrieval import split_pools
+
+        config, folder, o = exp.config, exp.folder, self.options
+        methods = trimodal.embedders(exp, self.name)
+        needs = sorted({f for m in methods.values() for f in m.features})
+        train, test = split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        column = o.group_by or config.target
+        if column not in test.manifest.targets:
+            raise ConfigError(
+                f"{config.key('group_by')}: dataset {test.manifest.name!r} has no label column "
+                f"{column!r} to group actions by; choose one of {test.manifest.targets}"
+            )
+        sounding = test.sounding
+        keep = np.ones(len(test.batch), bool)
+        if o.sounding_only and any(s is not None for s in sounding):
+            keep = np.array([s is True for s in sounding])
+        test = test.subset(keep)
+        groups = test.manifest.labels(column)
+        counts = {g: groups.count(g) for g in set(groups)}
+        big = np.array([counts[g] >= o.min_group for g in groups])
+        n_groups = len({g for g, b in zip(groups, big, strict=True) if b})
+        if n_groups == 0:
+            raise DataError(
+                f"dataset {test.manifest.name!r}: no action group ({column!r}) has "
+                f"{o.min_group} or more evaluation clips; lower min_group or add clips"
+            )
+        test = test.subset(big)
+        groups = [g for g, b in zip(groups, big, strict=True) if b]
+        query, items = split_pools(groups, seed=o.pool_seed)
+
+        methods_out: dict[str, dict] = {}
+        with folder.stage("methods"):
+            for name in methods:
+                runs = []
+                for seed in config.seeds:
+                    row = folder.load_unit(name, "seed", seed)
+                    if row is None:
+                        row = self._evaluate(exp, name, train, test, groups, query, items, seed)
+                        folder.save_unit(row, name, "seed", seed)
+                    runs.append(row)
+                methods_out[name] = summarise(runs, methods[name].config())
+        results = {
+            "dataset": test.manifest.name,
+            "target": column,
+            "protocol": {
+                "name": self.name,
+                "groups": n_groups,
+                "queries": len(query),
+                "items": len(items),
+                "min_group": o.min_group,
+                "sounding_only": o.sounding_only,
+                "train_clips": len(train.batch),
+                "train_dataset": o.train_dataset,
+                "text": test.text_source,
+                "seeds": config.seeds,
+            },
+            "encoders": {"features": needs, "text": config.text_encoder, "frames": config.frames},
+            "chance": chance(groups, query, items),
+            "methods": methods_out,
+        }
+        write_results(exp, self, results, test, train)
+        return results
+
+    @staticmethod
+    def _evaluate(exp, name, train, test, groups, query, items, seed) -> dict:
+        from harken.metrics.retrieval import six_directions
+
+        method, log = trimodal.fit_embedder(exp, name, train, seed)
+        emb = method.embed(test.batch)
+        return {
+            "seed": seed,
+            "config": method.config(),
+            "directions": six_directions(emb, groups, query, items),
+            "epoch_seconds": log.get("epoch_seconds"),
+        }
+
+    @staticmethod
+    def markdown(results: dict) -> str:
+        p = results["protocol"]
+        lines = [
+            f"# {results['dataset']} — sounding-action retrieval ({results['target']} groups)",
+            "",
+            f"{p['groups']} groups; {p['queries']} queries, {p['items']} retrieval items; "
+            f"methods trained on {p['train_clips']} clips (text: {p['text']}); mean ± std over "
+            f"seeds {p['seeds']}. A retrieval is correct when both clips share a group.",
+            "",
+            "| method | direction | " + " | ".join(METRICS) + " |",
+            "|---|---|" + "---|" * len(METRICS),
+        ]
+        for d, c in results["chance"].items():
+            lines.append(
+                f"| random | {d.replace('_', ' ')} | "
+                + " | ".join(f"{c[m]:.3f}" if m in c else "–" for m in METRICS)
+                + " |"
+            )
+        for name, r in results["methods"].items():
+            for d, v in r["directions"].items():
+                cells = [f"{v[m]['mean']:.3f} ± {v[m]['std']:.3f}" for m in METRICS]
+                lines.append(f"| {name} | {d.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        lines.append("")
+        return "\n".join(lines)
+
+    @staticmethod
+    def table(results: dict) -> str:
+        rows = [("method", "direction", *METRICS)]
+        for name, r in results["methods"].items():
+            for d, v in r["directions"].items():
+                rows.append((name, d, *(f"{v[m]['mean']:.3f}" for m in METRICS)))
+        return text_table(rows)
+
+
+def summarise(runs: list[dict], config: dict) -> dict:
+    directions = sorted(set.intersection(*(set(r["directions"]) for r in runs)))
+    out = {
+        "directions": {
+            d: {m: mean_std([r["directions"][d][m] for r in runs]) for m in METRICS}
+            for d in directions
+        },
+        "runs": runs,
+        "config": config,
+    }
+    secs = [s for r in runs if (s := r.get("epoch_seconds"))]
+    out["epoch_seconds"] = float(np.mean([np.mean(s) for s in secs])) if secs else None
+    return out
+
+
+def chance(groups: list[str], query: np.ndarray, items: np.ndarray) -> dict:
+    """Expected R@k of a random ranking (any direction: the pools are the same clips):
+    ``1 − C(n − r, k) / C(n, k)`` for a query with ``r`` relevant among ``n`` items, averaged."""
+    from math import comb
+
+    item_groups = [groups[i] for i in items]
+    n = len(item_groups)
+    out = {}
+    for k in (1, 5, 10):
+        kk = min(k, n)
+        vals = []
+        for q in query:
+            r = item_groups.count(groups[q])
+            if r:
+                vals.append(1 - comb(n - r, kk) / comb(n, kk))
+        out[f"R@{k}"] = float(np.mean(vals)) if vals else 0.0
+    return {"any": out}
