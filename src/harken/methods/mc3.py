@@ -59,13 +59,13 @@ mc3-no-contrastive   w/o L_contrastive  align (E); refine: consensus only (E)   
 mc3-no-align         w/o align-stage    one stage: contrastive + consensus (2E)  A V L
 ==================== ================== ======================================== ===========
 
-Missing modalities: ``video=None`` or a Batch without the video feature drops every pair that
-involves video, and the consensus runs over the non-anchor modalities that remain. A variant is
-refused (ConfigError naming it) only when some stage would be left with nothing to train
-(``cm-acc-style`` and ``imagebind-style`` need video). So ``mc3`` on audio + language is an A–L
-contrastive align stage, then A–L contrastive + a consensus over the language alone, where
-``c^t = e_l^t·e_a^t`` and the (stop-gradient) consensus loss is zero: it equals ``clap-style``
-up to Adam restarting between the stages.
+Missing modalities: ``video=None`` (``video = ""`` in a TOML file) or a Batch without the video
+feature drops every pair that involves video, and the consensus runs over the non-anchor modalities
+that remain. A variant is refused (ConfigError naming it) only when some stage would be left with
+nothing to train (``cm-acc-style`` and ``imagebind-style`` need video). So ``mc3`` on audio +
+language is an A–L contrastive align stage, then A–L contrastive + a consensus over the language
+alone, where ``c^t = e_l^t·e_a^t`` and the (stop-gradient) consensus loss is zero: it equals
+``clap-style`` up to Adam restarting between the stages.
 
 Zero-shot scoring needs a language head: ``score = cos(E_a(audio), E_l(class embedding)) / τ``.
 ``embed`` returns the unit-norm embeddings of each modality a batch provides (the discovery,
@@ -405,6 +405,7 @@ class MC3(Method):
         )
         if problems:
             raise ConfigError("; ".join(problems))
+        video = video or None  # TOML has no null: video = "" means no video modality
         self.variant, self.audio, self.video = variant, audio, video
         self.dim, self.tau, self.lr = dim, tau, lr
         self.batch_size, self.epochs = batch_size, epochs
