@@ -7,6 +7,10 @@ action (the ``group_by`` label column, by default the run's ``target`` — EPIC-
 are kept, and each group is divided equally into a query pool and a retrieval pool. Every query
 modality retrieves every other modality of the retrieval pool by cosine — up to six directions
 (audio, video and text, each way): R@1/5/10, mAP@10 and the median rank.
+
+``group_by = "clip"`` is instance retrieval instead: every evaluation clip queries every
+evaluation clip's other modalities, and only its own recording is relevant (for data without
+action groups, e.g. av-mini).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ class RetrievalOptions:
     """``[protocol]`` keys of ``retrieval``.
 
     Attributes:
-        group_by: The label column whose value is a clip's action group (None: ``target``).
+        group_by: The label column whose value is a clip's action group (None: ``target``), or
+            ``"clip"``: instance retrieval (a clip's own recording is the only relevant item).
         min_group: Keep groups with at least this many instances (3: "more than two", §6.2).
         sounding_only: With sounding labels, keep only sounding clips (as §6.2 does).
         train_fraction, train_dataset, split_seed: As in ``discovery``.
@@ -71,7 +76,7 @@ class Retrieval(Protocol):
         needs = sorted({f for m in methods.values() for f in m.features})
         train, test = split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
         column = o.group_by or config.target
-        if column not in test.manifest.targets:
+        if column != "clip" and column not in test.manifest.targets:
             raise ConfigError(
                 f"{config.key('group_by')}: dataset {test.manifest.name!r} has no label column "
                 f"{column!r} to group actions by; choose one of {test.manifest.targets}"
@@ -81,18 +86,23 @@ class Retrieval(Protocol):
         if o.sounding_only and any(s is not None for s in sounding):
             keep = np.array([s is True for s in sounding])
         test = test.subset(keep)
-        groups = test.manifest.labels(column)
-        counts = {g: groups.count(g) for g in set(groups)}
-        big = np.array([counts[g] >= o.min_group for g in groups])
-        n_groups = len({g for g, b in zip(groups, big, strict=True) if b})
-        if n_groups == 0:
-            raise DataError(
-                f"dataset {test.manifest.name!r}: no action group ({column!r}) has "
-                f"{o.min_group} or more evaluation clips; lower min_group or add clips"
-            )
-        test = test.subset(big)
-        groups = [g for g, b in zip(groups, big, strict=True) if b]
-        query, items = split_pools(groups, seed=o.pool_seed)
+        if column == "clip":
+            groups = list(test.groups)
+            n_groups = len(set(groups))
+            query = items = np.arange(len(groups))
+        else:
+            groups = test.manifest.labels(column)
+            counts = {g: groups.count(g) for g in set(groups)}
+            big = np.array([counts[g] >= o.min_group for g in groups])
+            n_groups = len({g for g, b in zip(groups, big, strict=True) if b})
+            if n_groups == 0:
+                raise DataError(
+                    f"dataset {test.manifest.name!r}: no action group ({column!r}) has "
+                    f"{o.min_group} or more evaluation clips; lower min_group or add clips"
+                )
+            test = test.subset(big)
+            groups = [g for g, b in zip(groups, big, strict=True) if b]
+            query, items = split_pools(groups, seed=o.pool_seed)
 
         methods_out: dict[str, dict] = {}
         with folder.stage("methods"):
