@@ -459,15 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="zero-shot benchmark on Kitchen20 with offline defaults",
-        description="Run the Kitchen20 zero-shot experiments (zsl: class-disjoint "
-        "k-fold and all-classes; gzsl: the two-stage generalised zero-shot protocol) with "
-        "the offline default models.",
+        description="Run the demo experiments with the offline default models: zsl "
+        "(Kitchen20 class-disjoint k-fold and all-classes), gzsl (Kitchen20 two-stage "
+        "generalised zero-shot) and mc3 (SoundingActions: sounding-action discovery and "
+        "retrieval on av-mini, retrieval and linear probe on Kitchen20).",
     )
     p.add_argument(
         "--task",
-        choices=["all", "zsl", "gzsl"],
+        choices=["all", "zsl", "gzsl", "mc3"],
         default="all",
-        help="which experiments (default: all → runs/demo/{kfold,all-classes,gzsl})",
+        help="which experiments (default: all = zsl + gzsl → runs/demo/{kfold,all-classes,"
+        "gzsl}; mc3 → runs/demo/{discovery,retrieval-avmini,retrieval,linear-probe})",
     )
     p.add_argument(
         "--data-dir", help="folder holding kitchen20/ (default: $HARKEN_DATA_DIR, else download)"
