@@ -146,7 +146,8 @@ class LinearProbe:
         classes = sorted(set(yt))
         if len(classes) < 2:
             raise DataError(f"the training split has {len(classes)} class; a probe needs two+")
-        unseen = [(i, label) for i, label in enumerate(yv) if label not in set(classes)]
+        known = set(classes)
+        unseen = [(i, label) for i, label in enumerate(yv) if label not in known]
         if unseen:
             i, label = unseen[0]
             raise DataError(
