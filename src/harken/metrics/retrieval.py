@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harken.errors import DataError
+
 
 def _check(scores, relevant) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64)
@@ -152,3 +154,184 @@ def class_relevance(query_labels: Sequence, item_labels: Sequence) -> np.ndarray
     q = np.array([codes.setdefault(x, len(codes)) for x in queries], dtype=np.int64)
     i = np.array([codes.setdefault(x, len(codes)) for x in items], dtype=np.int64)
     return q[:, None] == i[None, :]
+
+
+# --- Cross-modal retrieval of sounding actions (Chen et al. 2024, §6.2, Table 3) -------------
+
+#: The modalities of :func:`six_directions`, in the order the directions are listed.
+MODALITIES = ("audio", "video", "text")
+
+
+def _unit_rows(emb, name: str) -> np.ndarray:
+    """``emb`` as float64 rows of unit L2 norm; a NaN or all-zero row is an error."""
+    x = np.asarray(emb, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise DataError(f"{name} must be a non-empty [rows, dim] matrix, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (norms == 0))
+    if bad.size:
+        raise DataError(
+            f"{name} row {int(bad[0])} is all zeros or not finite ({bad.size} rows in all); "
+            "its cosine similarity is undefined — drop the row or re-embed the clip"
+        )
+    return x / norms[:, None]
+
+
+def cross_modal_retrieval(
+    query_emb,
+    item_emb,
+    query_groups: Sequence,
+    item_groups: Sequence,
+    ks: Sequence[int] = (1, 5, 10),
+    map_k: int = 10,
+) -> dict:
+    """Group-level cross-modal retrieval (Chen et al. 2024, §6.2).
+
+    ``score[i, j] = cos(q_i, v_j) = q_iᵀ v_j / (‖q_i‖ ‖v_j‖)`` and
+    ``relevant[i, j] = (group(q_i) = group(v_j))`` — "a retrieval is correct if the retrieved
+    instance B and A belong to the same action group" — then :func:`retrieval_report`
+    (``R@k = 1/Q Σ_q [rank_q ≤ k]``, ``mAP@k``, mean and median rank; ties as in the module
+    docstring). Table 3 reports R@5 and R@10 (in %).
+
+    A query whose group has no item in the retrieval pool cannot be answered; it is dropped and
+    counted in ``n_queries_without_relevant`` (with :func:`split_pools` there are none).
+
+    Args:
+        query_emb: ``[Q, D]`` embeddings of the query modality.
+        item_emb: ``[N, D]`` embeddings of the retrieved modality (same space).
+        query_groups: ``[Q]`` action group of each query.
+        item_groups: ``[N]`` action group of each item.
+        ks: The ``k`` of the R@k.
+        map_k: The ``k`` of mAP@k.
+
+    Returns:
+        :func:`retrieval_report`'s ``{"R@1", "R@5", "R@10", "mAP@10", "mean_rank",
+        "median_rank"}`` plus ``n_queries`` (used), ``n_items`` and
+        ``n_queries_without_relevant``.
+
+    Raises:
+        DataError: shapes or group counts disagree, a row is zero/NaN, or no query has a
+            relevant item.
+    """
+    q = _unit_rows(query_emb, "query_emb")
+    v = _unit_rows(item_emb, "item_emb")
+    if q.shape[1] != v.shape[1]:
+        raise DataError(
+            f"query_emb has dim {q.shape[1]} but item_emb has dim {v.shape[1]}; both "
+            "modalities must be embedded in the same joint space"
+        )
+    if len(query_groups) != len(q) or len(item_groups) != len(v):
+        raise DataError(
+            f"{len(query_groups)} query groups for {len(q)} query rows and {len(item_groups)} "
+            f"item groups for {len(v)} item rows; give one group per row"
+        )
+    relevant = class_relevance(query_groups, item_groups)
+    answerable = relevant.any(axis=1)
+    if not answerable.any():
+        raise DataError(
+            f"none of the {len(q)} queries has an item of its group among the {len(v)} items; "
+            "split each group across both pools (split_pools)"
+        )
+    out: dict = retrieval_report(q[answerable] @ v.T, relevant[answerable], ks, map_k)
+    out["n_queries"] = int(answerable.sum())
+    out["n_items"] = len(v)
+    out["n_queries_without_relevant"] = int((~answerable).sum())
+    return out
+
+
+def six_directions(
+    emb: dict[str, np.ndarray],
+    groups: Sequence,
+    query_idx: Sequence[int],
+    item_idx: Sequence[int],
+    ks: Sequence[int] = (1, 5, 10),
+    map_k: int = 10,
+) -> dict[str, dict]:
+    """:func:`cross_modal_retrieval` for every ordered pair of the modalities in ``emb``.
+
+    With audio, video and text that is six directions (Table 3 shows V→A, A→V, L→A and A→L):
+    ``"<query>_to_<item>"`` uses the query modality's rows ``query_idx`` (the query pool) and
+    the item modality's rows ``item_idx`` (the retrieval pool).
+
+    Args:
+        emb: ``{"audio": [N, D], "video": [N, D], "text": [N, D]}`` (two or more; row ``i`` of
+            each is instance ``i``); names other than :data:`MODALITIES` are allowed and come
+            after them.
+        groups: ``[N]`` action group of each instance.
+        query_idx: Rows of the query pool.
+        item_idx: Rows of the retrieval pool.
+
+    Returns:
+        ``{"audio_to_video": report, "audio_to_text": ..., "video_to_audio": ..., ...}``.
+    """
+    names = [m for m in MODALITIES if m in emb] + sorted(m for m in emb if m not in MODALITIES)
+    if len(names) < 2:
+        raise DataError(f"cross-modal retrieval needs two modalities or more, got {names}")
+    groups = list(groups)
+    for m in names:
+        if len(emb[m]) != len(groups):
+            raise DataError(
+                f"emb[{m!r}] has {len(emb[m])} rows but there are {len(groups)} groups; row i "
+                "of every modality must be instance i"
+            )
+    qi = np.asarray(query_idx, dtype=np.int64)
+    ii = np.asarray(item_idx, dtype=np.int64)
+    qg, ig = [groups[i] for i in qi], [groups[i] for i in ii]
+    out = {}
+    for a in names:
+        for b in names:
+            if a != b:
+                x, y = np.asarray(emb[a]), np.asarray(emb[b])
+                out[f"{a}_to_{b}"] = cross_modal_retrieval(x[qi], y[ii], qg, ig, ks, map_k)
+    return out
+
+
+def split_pools(
+    groups: Sequence, seed: int = 0, keep: Sequence[bool] | None = None, min_size: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chen et al. (2024) §6.2's query and retrieval pools.
+
+    The paper keeps the action groups (verb + noun) with more than two *sounding* instances
+    "such that there will be at least one true positive to retrieve for each query" and divides
+    each group equally into a query pool (7,559 clips) and a retrieval pool (7,032). Here each
+    kept group of ``n ≥ min_size`` instances is shuffled (``numpy.random.default_rng(seed)``,
+    groups in order of first appearance) and its first ``⌈n/2⌉`` go to the query pool, the
+    other ``⌊n/2⌋ ≥ 1`` to the retrieval pool — the larger half to the queries, as the paper's
+    counts suggest.
+
+    Args:
+        groups: ``[N]`` action group of each instance.
+        seed: Shuffling seed (the split is a function of ``groups``, ``keep`` and ``seed``).
+        keep: ``[N]`` bool, the instances that may enter a pool (the paper: the sounding
+            ones); groups are counted over these only. Default: all.
+        min_size: Smallest group kept (3: "more than two instances").
+
+    Returns:
+        ``(query_idx, item_idx)``: sorted int arrays of instance indices, disjoint.
+    """
+    groups = list(groups)
+    mask = np.ones(len(groups), bool) if keep is None else np.asarray(keep, dtype=bool)
+    if mask.shape != (len(groups),):
+        raise DataError(f"keep has {mask.size} entries for {len(groups)} instances")
+    if min_size < 2:
+        raise DataError(f"min_size must be ≥ 2 (one query and one item), got {min_size}")
+    members: dict = {}
+    for i, g in enumerate(groups):
+        if mask[i]:
+            members.setdefault(g, []).append(i)
+    rng = np.random.default_rng(seed)
+    query: list[int] = []
+    item: list[int] = []
+    for rows in members.values():
+        if len(rows) < min_size:
+            continue
+        rows = rng.permutation(rows)
+        half = (len(rows) + 1) // 2
+        query.extend(rows[:half].tolist())
+        item.extend(rows[half:].tolist())
+    if not query:
+        raise DataError(
+            f"no group has {min_size} or more instances (of {int(mask.sum())} kept); nothing "
+            "to retrieve"
+        )
+    return np.sort(np.asarray(query, np.int64)), np.sort(np.asarray(item, np.int64))
