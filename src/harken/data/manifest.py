@@ -1,8 +1,10 @@
 """The clip manifest: one row per clip, whatever dataset it came from.
 
 A clip is an id, an audio path, an optional span inside that file (seconds), an optional video
-path and narration, one or more label columns (``label``; or ``verb``/``noun``/``action``) and an
-optional fold / group (e.g. Kitchen20's Freesound ``source_id``).
+path and narration, one or more label columns (``label``; or ``verb``/``noun``/``action``), an
+optional fold / group (e.g. Kitchen20's Freesound ``source_id``) and an optional *sounding* flag
+(SoundingActions, Chen et al. 2024, §5: whether the narrated action is both visible and audible
+in the clip; None when unknown).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Clip:
         narration: Optional free-text narration (EPIC-KITCHENS).
         fold: Optional published fold.
         group: Optional recording-source group (clips of one group share a source).
+        sounding: Whether the narrated action is both visible and audible in the clip (the
+            ground truth of sounding action discovery, Chen et al. 2024 §5 and §6.1); None when
+            unknown.
     """
 
     clip_id: str
@@ -42,6 +47,7 @@ class Clip:
     narration: str | None = None
     fold: str | None = None
     group: str | None = None
+    sounding: bool | None = None
 
     def label(self, target: str) -> str:
         try:
@@ -97,6 +103,10 @@ class Manifest:
     def labels(self, target: str) -> list[str]:
         return [clip.label(target) for clip in self.clips]
 
+    def sounding(self) -> list[bool | None]:
+        """The clips' sounding flags, in order (None where unknown)."""
+        return [clip.sounding for clip in self.clips]
+
     def subset(self, keep: Iterable[bool] | Sequence[int]) -> Manifest:
         keep = list(keep)
         if keep and isinstance(keep[0], bool):
@@ -110,17 +120,25 @@ class Manifest:
         return self.subset([c.label(target) in wanted for c in self.clips])
 
     def fingerprint(self) -> str:
-        """A hash of the clip list (ids, paths, spans, labels) for manifests and cache keys."""
+        """A hash of the clip list (ids, paths, spans, labels, sounding flags) for manifests and
+        cache keys. A clip whose ``sounding`` is None hashes as before the flag existed, so old
+        fingerprints are unchanged."""
         h = hashlib.sha256()
         for c in self.clips:
+            flag = "" if c.sounding is None else f"|sounding={c.sounding}"
             h.update(
-                f"{c.clip_id}|{c.audio_path}|{c.start}|{c.end}|{sorted(c.labels.items())}\n".encode()
+                f"{c.clip_id}|{c.audio_path}|{c.start}|{c.end}|{sorted(c.labels.items())}"
+                f"{flag}\n".encode()
             )
         return h.hexdigest()[:16]
 
     def to_csv(self, path: Path) -> None:
-        """Write the manifest as CSV (``clip_id,audio_path,start,end,...,<label columns>``)."""
+        """Write the manifest as CSV (``clip_id,audio_path,start,end,...,<label columns>``).
+
+        A ``sounding`` column (``true``/``false``/empty) is written only when some clip has a
+        sounding flag."""
         targets = sorted({t for c in self.clips for t in c.labels})
+        with_sounding = any(c.sounding is not None for c in self.clips)
         fields = [
             "clip_id",
             "audio_path",
@@ -130,6 +148,7 @@ class Manifest:
             "narration",
             "fold",
             "group",
+            *(["sounding"] if with_sounding else []),
             *targets,
         ]
         with open(path, "w", newline="") as f:
@@ -146,6 +165,11 @@ class Manifest:
                         "narration": c.narration or "",
                         "fold": c.fold or "",
                         "group": c.group or "",
+                        **(
+                            {"sounding": "" if c.sounding is None else str(c.sounding).lower()}
+                            if with_sounding
+                            else {}
+                        ),
                         **{t: c.labels.get(t, "") for t in targets},
                     }
                 )

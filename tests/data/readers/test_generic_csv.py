@@ -180,3 +180,77 @@ def test_a_class_with_a_single_clip_is_warned_about(folder):
     path = _csv(folder, "path,label,id\naudio/a.wav,cut,1\naudio/b.wav,cut,2\naudio/a.wav,wash,3\n")
     with pytest.warns(UserWarning, match=r"1 class\(es\) of column 'label' have a single clip"):
         read_csv_manifest(path)
+
+
+# --- tri-modal columns: video without path, narration without labels, sounding ------------------
+
+
+def _touch(path: Path) -> Path:
+    """A placeholder media file: the reader checks that files exist, it does not decode them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not decoded")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("yes", True), ("No", False), ("TRUE", True), ("false", False), ("1", True), ("0", False)],
+)
+def test_sounding_values(folder, cell, expected):
+    csv_path = _csv(folder, f"path,label,sounding\naudio/a.wav,cut,{cell}\naudio/b.wav,cut,\n")
+    m = read_csv_manifest(csv_path)
+    assert m.sounding() == [expected, None]
+
+
+@pytest.mark.parametrize("cell", ["maybe", "2", "y"])
+def test_bad_sounding_value_names_file_line_and_value(folder, cell):
+    csv_path = _csv(folder, f"path,label,sounding\naudio/a.wav,cut,yes\naudio/b.wav,cut,{cell}\n")
+    with pytest.raises(DataError) as err:
+        read_csv_manifest(csv_path)
+    message = str(err.value)
+    assert "clips.csv, line 3" in message and repr(cell) in message
+
+
+def test_video_without_path_reads_audio_from_the_video_and_narration_needs_no_label(folder):
+    _touch(folder / "v" / "x.mp4")
+    csv_path = _csv(
+        folder,
+        "video,narration,sounding\nv/x.mp4,C opens the tap,yes\nv/x.mp4,C holds a cup,no\n",
+    )
+    with pytest.raises(DataError, match=r"duplicate clip id 'v/x\.mp4'"):
+        read_csv_manifest(csv_path)
+    csv_path = _csv(
+        folder,
+        "id,video,narration,sounding,start,end\n"
+        "t1,v/x.mp4,C opens the tap,yes,0,1.5\nt2,v/x.mp4,C holds a cup,no,,\n",
+    )
+    m = read_csv_manifest(csv_path)
+    first, second = m.clips
+    assert first.audio_path == first.video_path == folder / "v" / "x.mp4"
+    assert first.labels == {} and m.targets == []
+    assert (first.narration, first.sounding, first.start, first.end) == (
+        "C opens the tap",
+        True,
+        0.0,
+        1.5,
+    )
+    assert second.sounding is False and second.clip_id == "t2"
+
+
+def test_video_only_csv_default_ids_and_missing_video(folder):
+    _touch(folder / "v" / "x.mp4")
+    m = read_csv_manifest(_csv(folder, "video,narration\nv/x.mp4,cut\n"))
+    assert m.clips[0].clip_id == "v/x.mp4" and m.clips[0].sounding is None
+    with pytest.raises(DataError, match="line 3: the video is missing"):
+        read_csv_manifest(_csv(folder, "video,narration\nv/x.mp4,cut\n,wash\n"))
+    with pytest.raises(DataError, match="1 of 2 audio file"):
+        read_csv_manifest(_csv(folder, "video,narration\nv/x.mp4,cut\nv/gone.mp4,wash\n"))
+
+
+def test_path_still_wins_over_video_and_labels_stay_required_without_narration(folder):
+    csv_path = _csv(folder, "path,video,label\naudio/a.wav,v/x.mp4,cut\n,audio/b.wav,wash\n")
+    a, b = read_csv_manifest(csv_path).clips
+    assert a.audio_path == folder / "audio" / "a.wav" and a.video_path == folder / "v" / "x.mp4"
+    assert b.audio_path == b.video_path == folder / "audio" / "b.wav"
+    with pytest.raises(DataError, match="no label column"):
+        read_csv_manifest(_csv(folder, "video,sounding\naudio/a.wav,yes\n"))

@@ -6,6 +6,11 @@
 * ``epic100`` / ``epic100:<split>`` — EPIC-KITCHENS-100 narrated segments (``validation``,
   ``train``, ``uda_source_train``, ...), labels ``verb``/``noun``/``action``.
 * ``epic55`` — EPIC-KITCHENS-55 training segments, same labels.
+* ``epic100-sounding`` / ``epic100-sounding:<split>`` — EPIC-KITCHENS-100 segments with a
+  sounding *proxy* from EPIC-SOUNDS overlap (:mod:`harken.data.readers.epic_sounding`).
+* ``ego4d`` / ``ego4d:<pass>`` — Ego4D narrations as 1.5 s tri-modal clips (``narration.json``).
+* ``avmini`` / ``avmini:sounding`` — av-mini's 36 video clips, or its (clip, VGGSounder tag)
+  sounding pairs.
 * ``path/to/file.csv`` — the generic CSV reader (:func:`read_csv_manifest`).
 
 Every reader is a factory ``reader(data_dir=None, **options) -> Manifest`` registered in
@@ -17,19 +22,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from harken.data.manifest import Manifest
+from harken.data.readers.avmini import read_avmini
 from harken.data.readers.base import READERS
+from harken.data.readers.ego4d import read_ego4d, read_ego4d_narrations
 from harken.data.readers.epic import read_epic55, read_epic100
+from harken.data.readers.epic_sounding import SoundingSegment, read_epic100_sounding, sounding_proxy
 from harken.data.readers.generic import read_csv_manifest
 from harken.data.readers.kitchen20 import read_kitchen20
 from harken.errors import ConfigError
 
 __all__ = [
     "READERS",
+    "SoundingSegment",
+    "read_avmini",
     "read_csv_manifest",
     "read_dataset",
+    "read_ego4d",
+    "read_ego4d_narrations",
     "read_epic55",
     "read_epic100",
+    "read_epic100_sounding",
     "read_kitchen20",
+    "sounding_proxy",
 ]
 
 

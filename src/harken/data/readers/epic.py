@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from harken.data.manifest import Clip, Manifest
@@ -124,6 +125,7 @@ def read_epic_segments(
     name: str,
     media_dir: str | Path | None = None,
     missing: str = "error",
+    only_videos: Collection[str] | None = None,
 ) -> Manifest:
     """Read one EPIC annotation CSV (55 or 100 layout) into a manifest of segments.
 
@@ -135,6 +137,7 @@ def read_epic_segments(
         media_dir: Folder with the long recordings (see module docstring); None: annotations only.
         missing: With ``media_dir``, what to do with segments whose recording is absent:
             ``"error"`` (one DataError listing them) or ``"skip"`` (drop those segments).
+        only_videos: Keep only the segments of these video ids (None: all).
 
     Returns:
         One clip per segment, in file order.
@@ -191,6 +194,8 @@ def read_epic_segments(
                 f"{noun_table.name}); use the tables of the same EPIC release"
             )
         video_id, participant = row["video_id"], row["participant_id"]
+        if only_videos is not None and video_id not in only_videos:
+            continue
         if not row[id_column] or not video_id:
             raise DataError(f"{where}: empty {id_column} or video_id; fix or remove the row")
         if media is None:

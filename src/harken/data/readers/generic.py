@@ -2,20 +2,30 @@
 
 Layout rule (header row required, column order free, names case-sensitive)::
 
-    path,label[,fold][,group][,start,end][,video][,narration][,id | clip_id][,<more labels>]
+    path,label[,fold][,group][,start,end][,video][,narration][,sounding][,id | clip_id][,...]
 
-* ``path`` (required): the audio (or video) file, relative to the CSV's folder or absolute. A
+(``...``: more label columns).
+
+* ``path``: the audio (or video) file, relative to the CSV's folder or absolute. A
   relative path may not climb out of that folder (``../../etc/passwd`` is refused: a CSV from
   elsewhere must not reach files outside its own tree); to use files elsewhere, move the CSV
   above them or write their absolute paths, which are taken as the author's explicit choice.
+  Required unless there is a ``video`` column: a tri-modal CSV (audio, frames, narration) may give
+  only ``video``, and a row without a ``path`` reads its audio from its video file
+  (``audio_path = video``).
 * ``start``/``end`` (optional, seconds): a span inside the file; either may be empty (file start /
   file end); ``end`` must be after ``start``.
 * ``video`` (optional): a video file, resolved like ``path``.
 * ``narration``, ``fold``, ``group`` (optional): copied to the clip.
-* ``id`` or ``clip_id`` (optional): the clip id; without it the id is the path as written in the
-  CSV plus ``@<start>-<end>`` when a span is given (e.g. ``audio/a.wav@1.5-3``).
+* ``sounding`` (optional): whether the narrated action is both visible and audible
+  (SoundingActions, Chen et al. 2024, §5): ``yes``/``no``, ``true``/``false`` or ``1``/``0`` (any
+  case); empty means unknown (None). Anything else is an error naming the line and the value.
+* ``id`` or ``clip_id`` (optional): the clip id; without it the id is the path (else the video) as
+  written in the CSV plus ``@<start>-<end>`` when a span is given (e.g. ``audio/a.wav@1.5-3``).
 * **every other column is a label column** (a prediction target), e.g. ``label``, ``verb``,
-  ``noun``, ``action``; at least one is required and none may be empty.
+  ``noun``, ``action``; at least one is required (none may be empty), except in a CSV with a
+  ``narration`` column, whose clips may carry no labels at all (``labels == {}``: the narration is
+  the text of a tri-modal clip).
 
 A class with a single clip gets a warning: no protocol can both train and hold out clips of it.
 """
@@ -32,7 +42,20 @@ from harken.data.manifest import Clip, Manifest
 from harken.data.readers.base import check_missing_files, iter_csv_rows, read_header
 from harken.errors import DataError
 
-RESERVED = ("path", "start", "end", "video", "narration", "fold", "group", "id", "clip_id")
+RESERVED = (
+    "path",
+    "start",
+    "end",
+    "video",
+    "narration",
+    "sounding",
+    "fold",
+    "group",
+    "id",
+    "clip_id",
+)
+TRUE_WORDS = ("yes", "true", "1")
+FALSE_WORDS = ("no", "false", "0")
 FIX = "fix the row or remove it"
 
 
@@ -48,6 +71,29 @@ def _seconds(path: Path, line: int, column: str, text: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise DataError(f"{path}, line {line}: {column} {text!r} must be ≥ 0 seconds; {FIX}")
     return value
+
+
+def parse_sounding(text: str, where: str) -> bool | None:
+    """A ``sounding`` cell → True / False / None (empty).
+
+    Args:
+        text: ``yes``/``no``, ``true``/``false``, ``1``/``0`` (any case, surrounding spaces
+            ignored) or empty.
+        where: ``"<file>, line <n>"`` for the error message.
+
+    Raises:
+        DataError: any other value (naming ``where`` and the value).
+    """
+    word = text.strip().lower()
+    if word == "":
+        return None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise DataError(
+        f"{where}: sounding {text!r} is not yes/no, true/false or 1/0 (empty: unknown); {FIX}"
+    )
 
 
 def _inside(root: Path, csv_path: Path, line: int, column: str, rel: str) -> Path:
@@ -115,25 +161,27 @@ def read_csv_manifest(
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV file not found; check the path")
     header = read_header(csv_path)
-    if "path" not in header:
+    if "path" not in header and "video" not in header:
         raise DataError(
             f"{csv_path}: no 'path' column; the header is {','.join(header) or '(empty)'} "
-            "and must be path,label[,fold,...]"
+            "and must be path,label[,fold,...] (or video,narration[,sounding,...])"
         )
     label_columns = [h for h in header if h and h not in RESERVED]
-    if not label_columns:
+    if not label_columns and "narration" not in header:
         raise DataError(
             f"{csv_path}: no label column; add a 'label' column (or verb/noun/action) next to "
-            "'path'"
+            "'path' (or a 'narration' column for unlabelled tri-modal clips)"
         )
     id_column = "id" if "id" in header else ("clip_id" if "clip_id" in header else None)
 
     clips: list[Clip] = []
     first_line: dict[str, int] = {}
     for line, row in iter_csv_rows(csv_path):
-        rel = row.get("path", "")
+        video = row.get("video", "")
+        rel = row.get("path", "") or video
         if not rel:
-            raise DataError(f"{csv_path}, line {line}: the path is missing; {FIX}")
+            what = "the path" if "path" in header else "the video"
+            raise DataError(f"{csv_path}, line {line}: {what} is missing; {FIX}")
         labels = {}
         for column in label_columns:
             if not row[column]:
@@ -154,7 +202,7 @@ def read_csv_manifest(
                 f"{first_line[clip_id]}); give each row a unique id or remove the duplicate"
             )
         first_line[clip_id] = line
-        video = row.get("video", "")
+        sounding = parse_sounding(row.get("sounding", ""), f"{csv_path}, line {line}")
         clips.append(
             Clip(
                 clip_id=clip_id,
@@ -166,6 +214,7 @@ def read_csv_manifest(
                 narration=row.get("narration") or None,
                 fold=row.get("fold") or None,
                 group=row.get("group") or None,
+                sounding=sounding,
             )
         )
     warn_single_clip_classes(clips, label_columns, str(csv_path))
