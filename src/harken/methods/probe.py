@@ -61,8 +61,9 @@ class LinearProbe:
         refit_on_train_val: Refit the chosen ``C`` on train + validation.
         max_iter: L-BFGS iterations per fit; non-converged fits are flagged in the log.
         threads: BLAS/OpenMP threads during fitting and scoring (``None``: the library
-            default). 1 by default: the results do not depend on the thread count, and on a
-            shared machine small fits with several BLAS threads ran 20× slower.
+            default). 1 by default: probe-sized fits gain little from more, and on a busy 2-core
+            machine they ran 20× slower with 2 BLAS threads (one thread also fixes the
+            floating-point summation order).
     """
 
     def __init__(

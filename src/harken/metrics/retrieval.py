@@ -11,6 +11,10 @@ their item index (a stable sort of ``-scores``). This is deterministic but not p
 relevant item tied with irrelevant ones ranks above those with a higher index. Real model scores
 are floats and rarely tie; a scorer that returns constant scores would be rewarded for relevant
 items with low indices, so check such a scorer with shuffled items.
+
+**Cross-modal retrieval** (Chen et al. 2024, §6.2): :func:`cross_modal_retrieval`,
+:func:`six_directions` and :func:`split_pools` take embeddings and action groups instead; they
+build the cosine score matrix and the same-group relevance and reuse :func:`retrieval_report`.
 """
 
 from __future__ import annotations
