@@ -406,8 +406,15 @@ class Experiment:
         self.skipped: list[dict] = []
 
     def encoder(self, name: str) -> Encoder:
+        """The encoder ``name`` (loaded once); image encoders embed ``frames`` frames per clip
+        and average them (:func:`harken.encoders.base.frames_encoder`)."""
         if name not in self._encoders:
-            self._encoders[name] = get_encoder(name)
+            encoder = get_encoder(name)
+            if getattr(encoder, "modality", None) == "image" and self.config.frames > 1:
+                from harken.encoders.base import frames_encoder
+
+                encoder = frames_encoder(encoder, self.config.frames)
+            self._encoders[name] = encoder
         return self._encoders[name]
 
     def load_data(self, require_target: bool = True) -> Manifest:

@@ -209,8 +209,9 @@ def split(exp, needs, train_dataset, train_fraction, seed):
         train = trimodal.load(exp, needs, dataset=train_dataset)
     else:
         data = trimodal.load(exp, needs)
+        # by recording only: the methods learn from audio, video and text, not labels
         train_mask, _ = trimodal.group_split(
-            data.groups, (train_fraction, 1 - train_fraction), seed, data.batch.labels
+            data.groups, (train_fraction, 1 - train_fraction), seed
         )
         train, test = data.subset(train_mask), data.subset(~train_mask)
     trimodal.check_rows(train, "training")

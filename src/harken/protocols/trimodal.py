@@ -9,8 +9,8 @@ class's descriptions, so only the audio–language half of MC3 applies). It is p
 the feature ``"narration"``.
 
 Training and evaluation clips never share a recording: the split is by recording group (a clip's
-``group``, else its video / audio file), per class when there are labels, so every class keeps
-clips on both sides. With ``train_dataset`` the methods train on a separate narrated dataset
+``group``, else its video / audio file); the linear probe splits per class, so every class keeps
+clips on every side. With ``train_dataset`` the methods train on a separate narrated dataset
 instead (the paper's setting: 250K unlabelled Ego4D clips for training, the annotated clips for
 evaluation).
 """
