@@ -25,6 +25,9 @@ batch, call after call. They batch internally and show progress on long inputs.
 Video clips reach an image encoder through :func:`embed_videos`: the middle frame of each clip
 (``n_frames=1``, ClipClap's choice) or the mean over ``n_frames`` evenly spaced frames. Encoders
 whose rows are unit vectors (``config()["normalize"] == "L2"``) get the mean re-normalised.
+Through the feature store the same mean is :class:`FramesMean` (:func:`frames_encoder`): an image
+encoder whose ``frames_per_clip`` tells the store how many frames to decode per clip, and whose
+config carries that number, so 1-frame and k-frame features never share a store folder.
 """
 
 from __future__ import annotations
@@ -230,10 +233,12 @@ def embed_videos(
     out: list[np.ndarray] = []
     pending: list[np.ndarray] = []
 
+    unit = encoder.config().get("normalize") == "L2"
+
     def flush() -> None:
         frames = [frame for clip in pending for frame in clip]  # clips may differ in size
         emb = np.asarray(encoder.embed(frames), np.float32)
-        out.extend(emb.reshape(len(pending), n_frames, -1).mean(axis=1))
+        out.extend(_mean_of_frames(emb, len(pending), n_frames, unit))
         pending.clear()
 
     for path in paths:
@@ -242,10 +247,93 @@ def embed_videos(
             flush()
     if pending:
         flush()
-    emb = np.stack(out).astype(np.float32)
-    if n_frames > 1 and encoder.config().get("normalize") == "L2":
-        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return emb
+    return np.stack(out).astype(np.float32)
+
+
+def _mean_of_frames(emb: np.ndarray, clips: int, frames: int, unit: bool) -> np.ndarray:
+    """``[clips·frames, D]`` frame rows → ``[clips, D]`` per-clip means (re-normalised when
+    ``unit`` and ``frames > 1``)."""
+    out = emb.reshape(clips, frames, -1).mean(axis=1).astype(np.float32)
+    if unit and frames > 1:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+class FramesMean:
+    """An image encoder over ``frames`` frames per clip: ``e = mean_j f(frame_j)``.
+
+    The same embedding as :func:`embed_videos` with ``n_frames=frames``: the mean of the inner
+    encoder's embeddings of the clip's frames (:func:`~harken.data.video.read_frames`: the
+    centres of ``frames`` equal segments of the clip span), re-normalised to unit length when
+    the inner rows are unit vectors (``config()["normalize"] == "L2"``). The feature store
+    decodes :attr:`frames_per_clip` frames per clip for it; :meth:`config` adds ``"frames"`` to
+    the inner config, so its store folder differs from the inner encoder's.
+
+    Args:
+        encoder: An image encoder (``modality == "image"``).
+        frames: Frames per clip (≥ 1).
+
+    Raises:
+        ConfigError: ``encoder`` does not embed images, or ``frames < 1``.
+    """
+
+    modality = "image"
+    sample_rate = None
+
+    def __init__(self, encoder: Encoder, frames: int) -> None:
+        if encoder.modality != "image":
+            raise ConfigError(
+                f"encoder {encoder.name!r} embeds {encoder.modality}, not video frames; "
+                "use an image encoder such as 'efficientnet-lite0' or 'clip-image'"
+            )
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise ConfigError(f"frames per clip must be an integer ≥ 1, not {frames!r}")
+        self.inner = encoder
+        self.frames_per_clip = frames
+        self.name = encoder.name
+        self.dim = encoder.dim
+
+    def config(self) -> dict:
+        return {**self.inner.config(), "frames": self.frames_per_clip}
+
+    def embed(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Embed clips given as frame stacks.
+
+        Args:
+            batch: A list of RGB ``uint8 [frames, H, W, 3]`` arrays (sizes may differ between
+                clips), or one ``[N, frames, H, W, 3]`` array.
+
+        Returns:
+            float32 ``[N, dim]``.
+
+        Raises:
+            ValueError: a clip does not hold :attr:`frames_per_clip` frames.
+        """
+        k = self.frames_per_clip
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        for clip in batch:
+            if np.ndim(clip) != 4 or len(clip) != k:
+                raise ValueError(
+                    f"{type(self).__name__} expects [{k}, H, W, 3] frame stacks per clip, got "
+                    f"shape {np.shape(clip)}"
+                )
+        frames = [frame for clip in batch for frame in clip]
+        emb = np.asarray(self.inner.embed(frames), np.float32)
+        unit = self.inner.config().get("normalize") == "L2"
+        return _mean_of_frames(emb, len(batch), k, unit)
+
+
+def frames_encoder(encoder: Encoder, frames: int) -> Encoder:
+    """``encoder`` itself for ``frames == 1`` (the middle frame: today's store keys and
+    results), else :class:`FramesMean` over ``frames`` frames per clip.
+
+    Raises:
+        ConfigError: as :class:`FramesMean`.
+    """
+    if frames == 1 and not isinstance(frames, bool) and encoder.modality == "image":
+        return encoder
+    return FramesMean(encoder, frames)  # checks the modality and the number
 
 
 def _import_backends() -> None:

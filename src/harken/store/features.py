@@ -199,6 +199,8 @@ def _decode(encoder: Encoder, clip: Clip) -> np.ndarray:
     """The encoder's input for one clip: its resampled mono wave, or for image encoders the
     middle RGB frame of its span (ClipClap §4.1: "the middle frame is passed through the image
     encoder") from ``video_path``, else the clip's own file when that is a video container.
+    An image encoder with a ``frames_per_clip`` attribute (:class:`~harken.encoders.base.
+    FramesMean`) gets that many frames sampled over the span instead, ``uint8 [k, H, W, 3]``.
 
     Raises:
         AudioError / VideoError: naming the clip id and the file.
@@ -207,7 +209,10 @@ def _decode(encoder: Encoder, clip: Clip) -> np.ndarray:
         from harken.data.video import read_frames
 
         path = clip.video_path or clip.audio_path
+        frames = getattr(encoder, "frames_per_clip", None)
         try:
+            if frames is not None:
+                return read_frames(path, frames, start=clip.start, end=clip.end)
             return read_frames(path, 1, start=clip.start, end=clip.end)[0]
         except VideoError as exc:
             raise VideoError(f"clip {clip.clip_id!r}: {exc}") from exc

@@ -93,4 +93,11 @@ def test_reader_builds_clips_with_the_proxy(shared_data, files, proxy, tmp_path)
     with pytest.raises(DataError, match="no recording found"):
         read_dataset("epic100-sounding", data_dir=shared_data, media_dir=tmp_path / "media")
     with pytest.raises(ConfigError, match="unknown EPIC-100 split"):
-        read_dataset("epic100-sounding:test", data_dir=shared_data)
+        read_dataset("epic100-sounding:uda_source_train", data_dir=shared_data)
+    direct = read_dataset(
+        "epic100-sounding",
+        data_dir=shared_data / "epic-kitchens-100",
+        sounds_dir=shared_data / "epic-sounds",
+        min_overlap=0.05,
+    )
+    assert sum(direct.sounding()) == sum(s.sounding for s in sounding_proxy(*files, 0.05))

@@ -32,7 +32,6 @@ from pathlib import Path
 from harken.data.manifest import Manifest
 from harken.data.readers.base import READERS, data_root, iter_csv_rows, read_header, require_columns
 from harken.data.readers.epic import (
-    EPIC100_SPLITS,
     _annotation_dir,
     parse_timestamp,
     read_epic_segments,
@@ -40,6 +39,8 @@ from harken.data.readers.epic import (
 from harken.errors import ConfigError, DataError
 
 MIN_OVERLAP_S = 0.1
+#: The splits annotated by both EPIC-KITCHENS-100 and EPIC-SOUNDS.
+SPLITS = ("validation", "train")
 EXCLUDED_CLASSES = ("background",)
 _SEGMENT_COLUMNS = ("video_id", "start_timestamp", "stop_timestamp", "narration")
 _SOUND_COLUMNS = ("video_id", "start_timestamp", "stop_timestamp", "class")
@@ -225,8 +226,10 @@ def read_epic100_sounding(
     """
     _check_rule(min_overlap, min_fraction)
     split = spec or split
-    if split not in EPIC100_SPLITS:
-        raise ConfigError(f"unknown EPIC-100 split {split!r}; use validation or train")
+    if split not in SPLITS:
+        raise ConfigError(
+            f"unknown EPIC-100 split {split!r} for EPIC-SOUNDS; use validation or train"
+        )
     root = _annotation_dir(
         data_dir, "epic-kitchens-100", "EPIC_100_verb_classes.csv", "EPIC-KITCHENS-100"
     )
