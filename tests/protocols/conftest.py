@@ -16,7 +16,11 @@ def avmini_trimodal(shared_data, tmp_path_factory) -> Path:
     """24 av-mini clips as a CSV: ``video``, ``narration`` = the label, ``sounding`` = yes for
     clips whose VGGSounder tags have no audible-only / visible-only tag, else no; one row with an
     empty ``sounding`` (unknown)."""
-    rows = list(csv.DictReader(open(shared_data / "av-mini" / "labels.csv", encoding="utf-8")))
+    rows = list(
+        csv.DictReader(
+            Path(shared_data / "av-mini" / "labels.csv").read_text(encoding="utf-8").splitlines()
+        )
+    )
     out = tmp_path_factory.mktemp("trimodal") / "clips.csv"
     with open(out, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

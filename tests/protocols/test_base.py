@@ -114,13 +114,8 @@ def test_no_code_branches_on_a_protocol_name_and_runners_do_not_import_each_othe
             assert f'protocol == "{name}"' not in text, path
             assert f"protocol == '{name}'" not in text, path
         if path.parent.name == "protocols" and path.stem in runners:
-            # shared helpers (discovery's split/write_results) are allowed one way only
             others = {f"harken.protocols.{r}" for r in runners - {path.stem}}
-            imported = _imports(path) & others
-            if path.stem == "discovery":
-                assert not imported, path
-            else:
-                assert imported <= {"harken.protocols.discovery"}, (path, imported)
+            assert not _imports(path) & others, path
     assert not (SRC / "experiment_gzsl.py").exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from harken.encoders.base import get_encoder
 from harken.errors import DataError
 from harken.experiment import ExperimentConfig, run_experiment
 from harken.methods.base import get_method
+
 from .conftest import FAST
 
 
@@ -39,7 +41,7 @@ def run(avmini_trimodal, tmp_path_factory):
 def test_scores_are_the_cosines_of_the_trained_embeddings(run, avmini_trimodal):
     out, results = run
     parts = {}
-    for row in csv.DictReader(open(out / "clips.csv")):
+    for row in csv.DictReader(Path(out / "clips.csv").read_text(encoding="utf-8").splitlines()):
         parts.setdefault(row["part"], []).append(row["clip_id"])
     manifest = read_dataset(str(avmini_trimodal))
     by_id = {c.clip_id: c for c in manifest}
@@ -89,7 +91,7 @@ def test_scores_are_the_cosines_of_the_trained_embeddings(run, avmini_trimodal):
 
 
 def test_curves_figures_tables_and_manifest_are_written(run):
-    out, results = run
+    out, _ = run
     curve = json.loads((out / "curves" / "cm-acc-style-seed0.json").read_text())
     assert set(curve) == {"AV"} and curve["AV"]["roc"]["fpr"][0] == 0.0
     assert (out / "discovery-AV.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -114,7 +116,7 @@ def test_a_resumed_run_reuses_finished_units(run, avmini_trimodal, monkeypatch):
 
 
 def test_labels_of_one_kind_only_are_a_clear_error(avmini_trimodal, tmp_path):
-    rows = list(csv.DictReader(open(avmini_trimodal)))
+    rows = list(csv.DictReader(Path(avmini_trimodal).read_text(encoding="utf-8").splitlines()))
     path = tmp_path / "all-yes.csv"
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

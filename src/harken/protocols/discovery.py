@@ -16,7 +16,7 @@ overlaps it). Evaluation clips without a label are left out (and counted).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,7 +73,7 @@ class Discovery(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        train, test = trimodal.split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
         labelled = np.array([s is not None for s in test.sounding])
         skipped_unlabelled = int((~labelled).sum())
         test = test.subset(labelled)
@@ -127,7 +127,7 @@ class Discovery(Protocol):
                     folder.path / f"discovery-{pair}.png",
                     f"{results['dataset']}: sounding-action discovery ({pair})",
                 )
-        write_results(exp, self, results, test, train)
+        trimodal.write_results(exp, self, results, {"train": train, "test": test})
         return results
 
     @staticmethod
@@ -181,7 +181,7 @@ class Discovery(Protocol):
         rows.append(("random", *(f"{c[p][m]:.3f}" for p in PAIRS for m in METRICS)))
         for name, r in results["methods"].items():
             rows.append((name, *(_cell(r, p, m, " ± ") for p in PAIRS for m in METRICS)))
-        return text_table(rows)
+        return trimodal.text_table(rows)
 
 
 def _cell(r: dict, pair: str, metric: str, sep: str = " ± ") -> str:
@@ -200,51 +200,3 @@ def summarise(runs: list[dict], config: dict) -> dict:
     secs = [s for r in runs if (s := r.get("epoch_seconds"))]
     out["epoch_seconds"] = float(np.mean([np.mean(s) for s in secs])) if secs else None
     return out
-
-
-def split(exp, needs, train_dataset, train_fraction, seed):
-    """Training and evaluation clips: a separate ``train_dataset``, or a split by recording."""
-    if train_dataset:
-        test = trimodal.load(exp, needs)
-        train = trimodal.load(exp, needs, dataset=train_dataset)
-    else:
-        data = trimodal.load(exp, needs)
-        # by recording only: the methods learn from audio, video and text, not labels
-        train_mask, _ = trimodal.group_split(
-            data.groups, (train_fraction, 1 - train_fraction), seed
-        )
-        train, test = data.subset(train_mask), data.subset(~train_mask)
-    trimodal.check_rows(train, "training")
-    trimodal.check_rows(test, "evaluation")
-    return train, test
-
-
-def write_results(exp, protocol: Protocol, results: dict, test, train) -> None:
-    """``results.json``, ``results.md``, ``clips.csv`` (evaluation / training clips) and the
-    run manifest."""
-    folder = exp.folder
-    folder.write_json("results.json", results)
-    folder.write_text("results.md", protocol.markdown(results))
-    rows = [("test", c.clip_id, t) for c, t in zip(test.manifest.clips, test.texts, strict=True)]
-    rows += [
-        ("train", c.clip_id, t) for c, t in zip(train.manifest.clips, train.texts, strict=True)
-    ]
-    folder.write_csv("clips.csv", ["part", "clip_id", "text"], rows)
-    features = {k: v for k, v in test.batch.features.items() if k != trimodal.TEXT}
-    folder.write_manifest(
-        config=asdict(exp.config),
-        **exp.provenance(
-            test.manifest,
-            len(test.classes.names) if test.classes else 0,
-            features,
-            test.generator_config,
-        ),
-        methods={n: {"config": r["config"]} for n, r in results.get("methods", {}).items()},
-    )
-
-
-def text_table(rows: list[tuple]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )

@@ -22,7 +22,6 @@ from harken.errors import ConfigError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
 from harken.protocols.base import PROTOCOLS, Protocol
-from harken.protocols.discovery import text_table, write_results
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -117,7 +116,11 @@ class LinearProbeProtocol(Protocol):
                         o.grid,
                     )
                     folder.save_unit(row, "features", name)
-                reps[name] = {"kind": "encoder", **summarise([row])}
+                reps[name] = {
+                    "kind": "encoder",
+                    **summarise([row]),
+                    "config": exp.encoder(name).config(),
+                }
             for name in methods:
                 runs = []
                 for seed in config.seeds:
@@ -165,7 +168,7 @@ class LinearProbeProtocol(Protocol):
             "chance": probe_chance(train.batch.labels, test.batch.labels, classes),
             "methods": reps,
         }
-        write_results(exp, self, results, test, train)
+        trimodal.write_results(exp, self, results, {"train": train, "val": val, "test": test})
         return results
 
     @staticmethod
@@ -200,7 +203,7 @@ class LinearProbeProtocol(Protocol):
         rows.append(("chance", *(f"{ch[m]:.3f}" for m in METRICS)))
         for name, r in results["methods"].items():
             rows.append((name, *(f"{r[m]['mean']:.3f}" for m in METRICS)))
-        return text_table(rows)
+        return trimodal.text_table(rows)
 
 
 def probe(x_train, x_val, x_test, y_train, y_val, y_test, classes, grid) -> dict:

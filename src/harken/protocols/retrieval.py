@@ -24,7 +24,6 @@ from harken.errors import ConfigError, DataError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
 from harken.protocols.base import PROTOCOLS, Protocol
-from harken.protocols.discovery import split, text_table, write_results
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -74,7 +73,7 @@ class Retrieval(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        train, test = trimodal.split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
         column = o.group_by or config.target
         if column != "clip" and column not in test.manifest.targets:
             raise ConfigError(
@@ -134,7 +133,7 @@ class Retrieval(Protocol):
             "chance": chance(groups, query, items),
             "methods": methods_out,
         }
-        write_results(exp, self, results, test, train)
+        trimodal.write_results(exp, self, results, {"train": train, "test": test})
         return results
 
     @staticmethod
@@ -182,7 +181,7 @@ class Retrieval(Protocol):
         for name, r in results["methods"].items():
             for d, v in r["directions"].items():
                 rows.append((name, d, *(f"{v[m]['mean']:.3f}" for m in METRICS)))
-        return text_table(rows)
+        return trimodal.text_table(rows)
 
 
 def summarise(runs: list[dict], config: dict) -> dict:

@@ -18,7 +18,7 @@ evaluation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +30,7 @@ from harken.methods.base import Batch, Classes, Method
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
+    from harken.protocols.base import Protocol
 
 #: The feature name of the per-clip text embedding.
 TEXT = "narration"
@@ -219,3 +220,51 @@ def check_rows(data: TriModalData, what: str, minimum: int = 2) -> None:
 def unit_rows(emb: np.ndarray) -> np.ndarray:
     emb = np.asarray(emb, np.float64)
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
+def split(exp, needs, train_dataset, train_fraction, seed):
+    """Training and evaluation clips: a separate ``train_dataset``, or a split by recording."""
+    if train_dataset:
+        test = load(exp, needs)
+        train = load(exp, needs, dataset=train_dataset)
+    else:
+        data = load(exp, needs)
+        # by recording only: the methods learn from audio, video and text, not labels
+        train_mask, _ = group_split(data.groups, (train_fraction, 1 - train_fraction), seed)
+        train, test = data.subset(train_mask), data.subset(~train_mask)
+    check_rows(train, "training")
+    check_rows(test, "evaluation")
+    return train, test
+
+
+def write_results(exp, protocol: Protocol, results: dict, parts: dict) -> None:
+    """``results.json``, ``results.md``, ``clips.csv`` (which part each clip was in: ``train``,
+    ``val``, ``test``) and the run manifest (provenance of the evaluated clips' features)."""
+    folder = exp.folder
+    folder.write_json("results.json", results)
+    folder.write_text("results.md", protocol.markdown(results))
+    rows = [
+        (part, c.clip_id, t)
+        for part, d in parts.items()
+        for c, t in zip(d.manifest.clips, d.texts, strict=True)
+    ]
+    folder.write_csv("clips.csv", ["part", "clip_id", "text"], rows)
+    test = parts["test"]
+    features = {k: v for k, v in test.batch.features.items() if k != TEXT}
+    folder.write_manifest(
+        config=asdict(exp.config),
+        **exp.provenance(
+            test.manifest,
+            len(test.classes.names) if test.classes else 0,
+            features,
+            test.generator_config,
+        ),
+        methods={n: {"config": r.get("config")} for n, r in results.get("methods", {}).items()},
+    )
+
+
+def text_table(rows: list[tuple]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
