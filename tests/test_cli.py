@@ -723,6 +723,60 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     assert (out / "kfold" / "my-notes.txt").read_text() == "keep me"
 
 
+def test_the_mc3_demo_runs_every_protocol(small_csv, shared_data, tmp_path, monkeypatch, capsys):
+    """`harken demo --task mc3`: the four SoundingActions experiments, each on small real data
+    (the demo's own configs with fewer clips, epochs and seeds; the same code path)."""
+    from harken import api
+    from harken.experiment import ExperimentConfig
+
+    real = api.mc3_demo_configs(str(shared_data))
+    assert list(real) == list(api.DEMO_TASKS["mc3"])
+    assert real["discovery"].dataset == "avmini:sounding"
+    assert set(real["discovery"].methods) == set(api.MC3_VARIANTS)
+    fast = {"audio": "yamnet", "epochs": 2}
+
+    def small(data_dir=None, **overrides):
+        out = {}
+        for name, c in api.mc3_demo_configs(str(shared_data), **overrides).items():
+            methods = c.methods[:2]
+            options = {m: {**c.method_options[m], **fast} for m in methods}
+            options = {
+                m: {k: v for k, v in o.items() if m != "contrastive" or k == "epochs"}
+                for m, o in options.items()
+            }
+            dataset = str(small_csv) if c.dataset == "kitchen20" else c.dataset
+            protocol_options = dict(c.protocol_options)
+            if "features" in protocol_options:
+                protocol_options["features"] = ["yamnet"]
+            if "contrastive" in options:
+                options["contrastive"]["features"] = ["yamnet"]
+            out[name] = ExperimentConfig(
+                **{
+                    **c.__dict__,
+                    "dataset": dataset,
+                    "methods": methods,
+                    "method_options": options,
+                    "protocol_options": protocol_options,
+                    "seeds": [0],
+                    "frames": 1,
+                }
+            )
+        return out
+
+    monkeypatch.setattr(api, "demo_configs", small)
+    out = tmp_path / "demo"
+    assert main(["demo", "--task", "mc3", "--out", str(out), "--data-dir", str(shared_data)]) == 0
+    printed = capsys.readouterr().out
+    for name in api.DEMO_TASKS["mc3"]:
+        results = json.loads((out / name / "results.json").read_text())
+        assert results["protocol"]["name"] in ("discovery", "retrieval", "linear-probe")
+        assert f"== {results['dataset']}, {name} ==" in printed
+    disc = json.loads((out / "discovery" / "results.json").read_text())
+    assert disc["dataset"] == "avmini-sounding" and set(disc["methods"]) == {"mc3", "clap-style"}
+    probe = json.loads((out / "linear-probe" / "results.json").read_text())
+    assert "yamnet" in probe["methods"]
+
+
 def test_each_protocol_prints_its_own_table():
     from harken.protocols.base import results_markdown, results_table
 

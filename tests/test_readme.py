@@ -36,6 +36,10 @@ ALLOWED = {
     "second `harken demo` into the same folders is "
     "tests/test_cli.py::test_demo_runs_twice_into_its_own_folders",
     "make test": "set-up: runs this test suite",
+    "harken demo --task mc3 --out runs/demo": (
+        "encodes all of Kitchen20 and av-mini (minutes); the same command on small configs of "
+        "every mc3 demo experiment is tests/test_cli.py::test_the_mc3_demo_runs_every_protocol"
+    ),
     ". .venv/bin/activate": "shell set-up: activates the virtual environment `make` creates",
     "pip install torch==2.13.0": "set-up: the Makefile's first install step (`make install`)",
     "pip install '.[faiss]'": (
@@ -195,10 +199,35 @@ def ws(shared_data, tmp_path_factory) -> Path:
             },
         )
     )
+    # narrated.csv: 12 real av-mini videos with narrations and sounding labels
+    av = shared_data / "av-mini"
+    with open(av / "labels.csv", newline="", encoding="utf-8") as f:
+        av_rows = list(csv.DictReader(f))[:12]
+    with open(ws / "narrated.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "narration", "sounding"])
+        for i, r in enumerate(av_rows):
+            w.writerow([av / r["path"], r["label"], "no" if i % 3 == 0 else "yes"])
+    # sounding.toml: the README's sounding block, 2 methods, 2 epochs, 1 seed, YAMNet audio
+    fast = {"audio": "yamnet", "video": "efficientnet-lite0", "epochs": 2}
+    (ws / "sounding.toml").write_text(
+        readme_toml(
+            1,
+            {
+                "encoders": {"frames": 2},
+                "methods": {
+                    "names": ["mc3", "cm-acc-style"],
+                    "seeds": [0],
+                    "mc3": fast,
+                    "cm-acc-style": fast,
+                },
+            },
+        )
+    )
     # experiment.toml: the README's experiment file on my_clips.csv, 2 folds, 2 epochs, 1 seed
     (ws / "experiment.toml").write_text(
         readme_toml(
-            1,
+            2,
             {
                 "protocol": {"folds": 2, "n_test": 1, "n_dev": 1},
                 "methods": {"seeds": [0], "linear": {"features": ["aisfx"], "epochs": 2}},
@@ -298,6 +327,17 @@ def check_gzsl_run(ws, out):
     assert header[:5] == ["method", "S", "U", "HM", "ZSL"]
 
 
+def check_sounding_run(ws, out):
+    results = json.loads((ws / "runs/sounding/results.json").read_text())
+    assert results["protocol"]["name"] == "discovery"
+    assert results["protocol"]["text"] == "narration"
+    assert set(results["methods"]["mc3"]) >= {"AV", "AL"}
+    assert set(results["methods"]["cm-acc-style"]) >= {"AV"}
+    assert results["encoders"]["frames"] == 2
+    assert (ws / "runs/sounding/discovery-AV.png").exists()
+    assert out.splitlines()[0].split()[:3] == ["method", "AV", "ROC"]
+
+
 def check_predict_top_k(ws, out):
     header, *lines = out.strip().splitlines()
     assert header.startswith("scores: ")  # what the numbers are, said once
@@ -378,6 +418,7 @@ CHECKS = {
     "harken gzsl-features '~/data' --dataset UCF --split cls_split --methods "
     "clipclap,kda,devise,ale,sje --seeds 0,1,2 --out runs/ucf": check_gzsl_features,
     "harken run gzsl.toml --out runs/my-gzsl": check_gzsl_run,
+    "harken run sounding.toml --out runs/sounding": check_sounding_run,
     "harken predict clips/ --labels-file actions.txt --templates 'this is a sound of {}.' "
     "--top-k 3": check_predict_top_k,
     "harken index clips/ --out clips.index": check_index,
@@ -445,14 +486,15 @@ def test_readme_command_runs_offline(command, ws, monkeypatch, capsys):
 
 
 def test_toml_blocks_are_valid_experiment_files(tmp_path):
-    """Both ```toml blocks, as written, are experiment files harken accepts."""
+    """Every ```toml block, as written, is an experiment file harken accepts."""
     from harken.experiment import ExperimentConfig
 
     blocks = readme_blocks("toml")
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for i, block in enumerate(blocks):
         path = tmp_path / f"block{i}.toml"
         path.write_text(block)
         config = ExperimentConfig.from_toml(path)
         config.validate()
     assert ExperimentConfig.from_toml(tmp_path / "block0.toml").protocol == "gzsl"
+    assert ExperimentConfig.from_toml(tmp_path / "block1.toml").protocol == "discovery"

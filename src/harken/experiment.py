@@ -44,6 +44,8 @@ class ExperimentConfig:
     Attributes:
         dataset: Registered dataset name (``kitchen20``, ``epic100:validation``) or a CSV path.
         data_dir: Where the dataset lives (None: the reader's default / ``HARKEN_DATA_DIR``).
+        dataset_options: Keyword options of the dataset's reader (e.g. ``media_dir`` of
+            ``epic100-sounding`` and ``ego4d``, ``narrations`` = an Ego4D ``narration.json``).
         target: Label column to classify (``label``, ``verb``, ``noun``, ``action``).
         generator: Description generator (``template``, ``template:<set>``, ``llm``, ``openai``,
             ``descriptions:<file or set>``), or a list of them: the first is the default class
@@ -81,6 +83,7 @@ class ExperimentConfig:
 
     dataset: str = "kitchen20"
     data_dir: str | None = None
+    dataset_options: dict = field(default_factory=dict)
     target: str = "label"
     generator: str | list[str] = "template:harken"
     generator_options: dict = field(default_factory=dict)
@@ -291,6 +294,7 @@ SECTIONS = ("data", "knowledge", "encoders", "protocol", "methods", "store")
 DEFAULT_SECTION = {
     "dataset": "data",
     "data_dir": "data",
+    "dataset_options": "data",
     "target": "data",
     "generator": "knowledge",
     "generator_options": "knowledge",
@@ -423,7 +427,7 @@ class Experiment:
         narrated clips for the discovery protocol)."""
         c = self.config
         with self.folder.stage("data"):
-            manifest = read_dataset(c.dataset, c.data_dir)
+            manifest = read_dataset(c.dataset, c.data_dir, **c.dataset_options)
             if c.target not in manifest.targets and not require_target:
                 return manifest
             if c.target not in manifest.targets:

@@ -16,7 +16,7 @@ overlaps it). Evaluation clips without a label are left out (and counted).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,12 +43,15 @@ class DiscoveryOptions:
             recording, per class when labelled); the rest are evaluated.
         train_dataset: Train on this narrated dataset instead (a registered name or CSV path)
             and evaluate every clip of ``dataset`` (the paper's setting).
+        train_dataset_options: Keyword options of ``train_dataset``'s reader (e.g. the
+            ``narrations`` file and ``media_dir`` of ``ego4d``).
         split_seed: Seed of the train / evaluation split.
         curve_points: Points kept per saved curve.
     """
 
     train_fraction: float = 0.5
     train_dataset: str | None = None
+    train_dataset_options: dict = field(default_factory=dict)
     split_seed: int = 0
     curve_points: int = 200
 
@@ -73,7 +76,9 @@ class Discovery(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = trimodal.split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        train, test = trimodal.split(
+            exp, needs, o.train_dataset, o.train_fraction, o.split_seed, o.train_dataset_options
+        )
         labelled = np.array([s is not None for s in test.sounding])
         skipped_unlabelled = int((~labelled).sum())
         test = test.subset(labelled)

@@ -15,7 +15,7 @@ action groups, e.g. av-mini).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,7 +40,7 @@ class RetrievalOptions:
             ``"clip"``: instance retrieval (a clip's own recording is the only relevant item).
         min_group: Keep groups with at least this many instances (3: "more than two", §6.2).
         sounding_only: With sounding labels, keep only sounding clips (as §6.2 does).
-        train_fraction, train_dataset, split_seed: As in ``discovery``.
+        train_fraction, train_dataset, train_dataset_options, split_seed: As in ``discovery``.
         pool_seed: Seed of the query / retrieval pool division.
     """
 
@@ -49,6 +49,7 @@ class RetrievalOptions:
     sounding_only: bool = True
     train_fraction: float = 0.5
     train_dataset: str | None = None
+    train_dataset_options: dict = field(default_factory=dict)
     split_seed: int = 0
     pool_seed: int = 0
 
@@ -73,7 +74,9 @@ class Retrieval(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = trimodal.split(exp, needs, o.train_dataset, o.train_fraction, o.split_seed)
+        train, test = trimodal.split(
+            exp, needs, o.train_dataset, o.train_fraction, o.split_seed, o.train_dataset_options
+        )
         column = o.group_by or config.target
         if column != "clip" and column not in test.manifest.targets:
             raise ConfigError(

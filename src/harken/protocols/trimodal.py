@@ -84,6 +84,7 @@ def load(
     feature_names: Sequence[str],
     dataset: str | None = None,
     need_text: bool = True,
+    options: dict | None = None,
 ) -> TriModalData:
     """Read ``dataset`` (default: the config's), embed its clips with every encoder in
     ``feature_names`` (image encoders with the config's ``frames``) and its texts.
@@ -96,7 +97,7 @@ def load(
     if dataset is None:
         manifest = exp.load_data(require_target=False)
     else:
-        manifest = read_dataset(dataset, c.data_dir)
+        manifest = read_dataset(dataset, c.data_dir, **(options or {}))
     has_labels = c.target in manifest.targets
     classes = generator_config = None
     if has_labels:
@@ -222,11 +223,12 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
-def split(exp, needs, train_dataset, train_fraction, seed):
-    """Training and evaluation clips: a separate ``train_dataset``, or a split by recording."""
+def split(exp, needs, train_dataset, train_fraction, seed, train_options=None):
+    """Training and evaluation clips: a separate ``train_dataset`` (read with
+    ``train_options``), or a split by recording."""
     if train_dataset:
         test = load(exp, needs)
-        train = load(exp, needs, dataset=train_dataset)
+        train = load(exp, needs, dataset=train_dataset, options=train_options)
     else:
         data = load(exp, needs)
         # by recording only: the methods learn from audio, video and text, not labels
