@@ -111,3 +111,23 @@ def test_mc3_is_also_a_zero_shot_method_in_the_kfold_protocol(k20_csv, tmp_path)
     manifest = json.loads((tmp_path / "kfold" / "manifest.json").read_text())
     assert manifest["methods"]["clap-style"]["config"]["variant"] == "clap-style"
     assert np.isfinite(r["UA"]["mean"])
+
+
+def test_retrieval_with_class_texts_ranks_each_class_text_once(k20_csv, tmp_path):
+    config = ExperimentConfig(
+        dataset=str(k20_csv),
+        protocol="retrieval",
+        protocol_options={"min_group": 3},
+        methods=["clap-style"],
+        method_options={"clap-style": {"audio": "yamnet", "video": None, "epochs": 3}},
+        seeds=[0],
+        progress=False,
+    )
+    results = run_experiment(config, tmp_path / "retr")
+    assert results["protocol"]["text"] == "class knowledge"
+    run = results["methods"]["clap-style"]["runs"][0]["directions"]
+    assert run["audio_to_text"]["n_items"] == 6  # the six class texts, once each
+    assert run["text_to_audio"]["n_queries"] == 6
+    assert run["audio_to_text"]["n_queries"] == results["protocol"]["queries"]
+    assert results["chance"]["to_text"]["R@1"] == pytest.approx(1 / 6)
+    assert results["chance"]["to_text"]["R@5"] == pytest.approx(5 / 6)
