@@ -78,7 +78,8 @@ def test_wrong_types_name_the_key_and_what_was_expected(tmp_path, toml, expected
         ('[methods]\nnames = ["linear", "linear"]', "[methods] names lists ['linear'] more than"),
         (
             '[protocol]\nprotocol = "kfolds"',
-            "[protocol] protocol must be one of 'all-classes', 'gzsl', 'kfold'",
+            "[protocol] protocol must be one of 'all-classes', 'discovery', 'gzsl', 'kfold', "
+            "'linear-probe', 'retrieval', not 'kfolds'",
         ),
         (
             '[protocol]\nprotocol = "gzsl"\ncalibration_grid = "0:5"',

@@ -18,6 +18,9 @@ from harken.methods.base import get_method
 
 from .conftest import FAST
 
+#: the tri-modal CSVs here have many one-clip classes (a warning meant for classification)
+pytestmark = pytest.mark.filterwarnings("ignore:.*have a single clip")
+
 
 def _config(csv_path, **kw) -> ExperimentConfig:
     methods = kw.pop("methods", ["cm-acc-style", "clap-style"])
