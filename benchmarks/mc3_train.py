@@ -22,17 +22,7 @@ import time
 import numpy as np
 
 from harken.methods.base import Batch, get_method
-
-VARIANTS = (
-    "mc3",
-    "clap-style",
-    "cm-acc-style",
-    "cmc",
-    "imagebind-style",
-    "mc3-no-consensus",
-    "mc3-no-contrastive",
-    "mc3-no-align",
-)
+from harken.methods.mc3 import VARIANTS
 
 
 def main() -> None:

@@ -131,6 +131,15 @@ class Protocol(ABC):
         """A plain-text table of ``results`` for the terminal."""
 
 
+def at_least(low: int) -> tuple[Callable[[Any], bool], str]:
+    """A :attr:`Protocol.RANGES` rule: an integer ≥ ``low``."""
+    return (lambda v: v >= low), f"an integer ≥ {low}"
+
+
+#: A :attr:`Protocol.RANGES` rule: a fraction strictly between 0 and 1.
+FRACTION: tuple[Callable[[Any], bool], str] = ((lambda v: 0 < v < 1), "a fraction in (0, 1)")
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 

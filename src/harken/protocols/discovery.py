@@ -16,7 +16,7 @@ overlaps it). Evaluation clips without a label are left out (and counted).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from harken.errors import DataError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
-from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.base import PROTOCOLS, Protocol, at_least
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -35,24 +35,14 @@ METRICS = ("roc_auc", "pr_auc")
 
 
 @dataclass
-class DiscoveryOptions:
-    """``[protocol]`` keys of ``discovery``.
+class DiscoveryOptions(trimodal.TrainSplitOptions):
+    """``[protocol]`` keys of ``discovery``: those of
+    :class:`~harken.protocols.trimodal.TrainSplitOptions` and
 
     Attributes:
-        train_fraction: Share of the recordings whose clips train the methods (split by
-            recording, per class when labelled); the rest are evaluated.
-        train_dataset: Train on this narrated dataset instead (a registered name or CSV path)
-            and evaluate every clip of ``dataset`` (the paper's setting).
-        train_dataset_options: Keyword options of ``train_dataset``'s reader (e.g. the
-            ``narrations`` file and ``media_dir`` of ``ego4d``).
-        split_seed: Seed of the train / evaluation split.
         curve_points: Points kept per saved curve.
     """
 
-    train_fraction: float = 0.5
-    train_dataset: str | None = None
-    train_dataset_options: dict = field(default_factory=dict)
-    split_seed: int = 0
     curve_points: int = 200
 
 
@@ -64,11 +54,7 @@ class Discovery(Protocol):
     Options = DiscoveryOptions
     needs_classes = False
     PATH_OPTIONS = ("train_dataset",)
-    RANGES = (
-        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
-        ("curve_points", (lambda v: v >= 2), "an integer ≥ 2"),
-    )
+    RANGES = (*trimodal.TRAIN_SPLIT_RANGES, ("curve_points", *at_least(2)))
 
     def run(self, exp: Experiment) -> dict:
         from harken.reports.curves import plot_discovery_curves
@@ -76,9 +62,7 @@ class Discovery(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = trimodal.split(
-            exp, needs, o.train_dataset, o.train_fraction, o.split_seed, o.train_dataset_options
-        )
+        train, test = trimodal.split(exp, needs, o)
         labelled = np.array([s is not None for s in test.sounding])
         skipped_unlabelled = int((~labelled).sum())
         test = test.subset(labelled)

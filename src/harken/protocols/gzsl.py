@@ -32,7 +32,7 @@ from harken.knowledge.classes import class_knowledge, class_texts, export_descri
 from harken.methods.base import Batch, Classes, Method
 from harken.metrics.classification import mean_std
 from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
-from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.base import PROTOCOLS, Protocol, at_least
 from harken.protocols.common import chosen_configs, compact
 from harken.protocols.gzsl_splits import (
     DISJOINT_STAGES,
@@ -370,13 +370,13 @@ class Gzsl(Protocol):
     Options = GzslOptions
     PATH_OPTIONS = ("gzsl_split",)
     RANGES = (
-        ("gzsl_splits", (lambda v: v >= 1), "an integer ≥ 1"),
-        ("n_val_unseen", (lambda v: v >= 1), "an integer ≥ 1"),
-        ("n_test_unseen", (lambda v: v >= 1), "an integer ≥ 1"),
+        ("gzsl_splits", *at_least(1)),
+        ("n_val_unseen", *at_least(1)),
+        ("n_test_unseen", *at_least(1)),
         # make_gzsl_split holds out at least one recording group per seen class for validation
         # and as many for testing, so less than half of a class's clips can be held out
         ("held_out", (lambda v: 0 < v < 0.5), "a fraction in (0, 0.5)"),
-        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        ("split_seed", *at_least(0)),
     )
 
     @classmethod

@@ -22,7 +22,7 @@ from harken.knowledge.classes import export_descriptions
 from harken.methods.base import Batch, Classes
 from harken.metrics.classification import chance_level, classification_report
 from harken.metrics.retrieval import class_relevance, retrieval_report
-from harken.protocols.base import PROTOCOLS, NoOptions, Protocol
+from harken.protocols.base import FRACTION, PROTOCOLS, NoOptions, Protocol, at_least
 from harken.protocols.common import chosen_configs, criteria, selection_of
 from harken.protocols.splits import (
     Split,
@@ -59,10 +59,6 @@ class KFoldOptions:
     dev_fraction: float = 0.1
     split_seed: int = 0
     splits_dir: str | None = None
-
-
-def _at_least(low: int) -> tuple:
-    return (lambda v: v >= low), f"an integer ≥ {low}"
 
 
 def _share(n_classes: int, fraction: float) -> int:
@@ -182,12 +178,12 @@ class KFold(ClassSplitProtocol):
     Options = KFoldOptions
     PATH_OPTIONS = ("splits_dir",)
     RANGES = (
-        ("folds", *_at_least(1)),
-        ("n_test", *_at_least(1)),
-        ("n_dev", *_at_least(0)),
-        ("test_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-        ("dev_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-        ("split_seed", *_at_least(0)),
+        ("folds", *at_least(1)),
+        ("n_test", *at_least(1)),
+        ("n_dev", *at_least(0)),
+        ("test_fraction", *FRACTION),
+        ("dev_fraction", *FRACTION),
+        ("split_seed", *at_least(0)),
     )
 
     @classmethod

@@ -21,7 +21,7 @@ import numpy as np
 from harken.errors import ConfigError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
-from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.base import FRACTION, PROTOCOLS, Protocol, at_least
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -58,10 +58,10 @@ class LinearProbeProtocol(Protocol):
     name = "linear-probe"
     Options = LinearProbeOptions
     RANGES = (
-        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-        ("val_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
+        ("train_fraction", *FRACTION),
+        ("val_fraction", *FRACTION),
         ("grid", (lambda v: len(v) > 0 and all(c > 0 for c in v)), "a non-empty list of C > 0"),
-        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        ("split_seed", *at_least(0)),
         ("modality", (lambda v: v in ("audio", "video", "text")), "audio, video or text"),
     )
 

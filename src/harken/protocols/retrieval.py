@@ -15,7 +15,7 @@ action groups, e.g. av-mini).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 from harken.errors import ConfigError, DataError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
-from harken.protocols.base import PROTOCOLS, Protocol
+from harken.protocols.base import PROTOCOLS, Protocol, at_least
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -32,25 +32,21 @@ METRICS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank")
 
 
 @dataclass
-class RetrievalOptions:
-    """``[protocol]`` keys of ``retrieval``.
+class RetrievalOptions(trimodal.TrainSplitOptions):
+    """``[protocol]`` keys of ``retrieval``: those of
+    :class:`~harken.protocols.trimodal.TrainSplitOptions` and
 
     Attributes:
         group_by: The label column whose value is a clip's action group (None: ``target``), or
             ``"clip"``: instance retrieval (a clip's own recording is the only relevant item).
         min_group: Keep groups with at least this many instances (3: "more than two", §6.2).
         sounding_only: With sounding labels, keep only sounding clips (as §6.2 does).
-        train_fraction, train_dataset, train_dataset_options, split_seed: As in ``discovery``.
         pool_seed: Seed of the query / retrieval pool division.
     """
 
     group_by: str | None = None
     min_group: int = 3
     sounding_only: bool = True
-    train_fraction: float = 0.5
-    train_dataset: str | None = None
-    train_dataset_options: dict = field(default_factory=dict)
-    split_seed: int = 0
     pool_seed: int = 0
 
 
@@ -62,10 +58,9 @@ class Retrieval(Protocol):
     Options = RetrievalOptions
     PATH_OPTIONS = ("train_dataset",)
     RANGES = (
-        ("min_group", (lambda v: v >= 2), "an integer ≥ 2"),
-        ("train_fraction", (lambda v: 0 < v < 1), "a fraction in (0, 1)"),
-        ("split_seed", (lambda v: v >= 0), "an integer ≥ 0"),
-        ("pool_seed", (lambda v: v >= 0), "an integer ≥ 0"),
+        *trimodal.TRAIN_SPLIT_RANGES,
+        ("min_group", *at_least(2)),
+        ("pool_seed", *at_least(0)),
     )
 
     def run(self, exp: Experiment) -> dict:
@@ -74,9 +69,7 @@ class Retrieval(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({f for m in methods.values() for f in m.features})
-        train, test = trimodal.split(
-            exp, needs, o.train_dataset, o.train_fraction, o.split_seed, o.train_dataset_options
-        )
+        train, test = trimodal.split(exp, needs, o)
         column = o.group_by or config.target
         if column != "clip" and column not in test.manifest.targets:
             raise ConfigError(

@@ -18,7 +18,7 @@ evaluation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +27,7 @@ from harken.data.manifest import Manifest
 from harken.data.readers import read_dataset
 from harken.errors import ConfigError, DataError
 from harken.methods.base import Batch, Classes, Method
+from harken.protocols.base import FRACTION, at_least
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -34,6 +35,30 @@ if TYPE_CHECKING:
 
 #: The feature name of the per-clip text embedding.
 TEXT = "narration"
+
+
+@dataclass
+class TrainSplitOptions:
+    """The ``[protocol]`` keys that choose the clips the embedding methods train on.
+
+    Attributes:
+        train_fraction: Share of the recordings whose clips train the methods (split by
+            recording); the rest are evaluated.
+        train_dataset: Train on this narrated dataset instead (a registered name or CSV path)
+            and evaluate every clip of ``dataset`` (the paper's setting).
+        train_dataset_options: Keyword options of ``train_dataset``'s reader (e.g. the
+            ``narrations`` file and ``media_dir`` of ``ego4d``).
+        split_seed: Seed of the train / evaluation split.
+    """
+
+    train_fraction: float = 0.5
+    train_dataset: str | None = None
+    train_dataset_options: dict = field(default_factory=dict)
+    split_seed: int = 0
+
+
+#: The ranges of :class:`TrainSplitOptions` (see :attr:`Protocol.RANGES`).
+TRAIN_SPLIT_RANGES = (("train_fraction", *FRACTION), ("split_seed", *at_least(0)))
 
 
 @dataclass
@@ -223,16 +248,19 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
-def split(exp, needs, train_dataset, train_fraction, seed, train_options=None):
-    """Training and evaluation clips: a separate ``train_dataset`` (read with
-    ``train_options``), or a split by recording."""
-    if train_dataset:
+def split(
+    exp: Experiment, needs: Sequence[str], o: TrainSplitOptions
+) -> tuple[TriModalData, TriModalData]:
+    """Training and evaluation clips: a separate ``o.train_dataset`` (read with
+    ``o.train_dataset_options``), or a split by recording."""
+    if o.train_dataset:
         test = load(exp, needs)
-        train = load(exp, needs, dataset=train_dataset, options=train_options)
+        train = load(exp, needs, dataset=o.train_dataset, options=o.train_dataset_options)
     else:
         data = load(exp, needs)
         # by recording only: the methods learn from audio, video and text, not labels
-        train_mask, _ = group_split(data.groups, (train_fraction, 1 - train_fraction), seed)
+        fractions = (o.train_fraction, 1 - o.train_fraction)
+        train_mask, _ = group_split(data.groups, fractions, o.split_seed)
         train, test = data.subset(train_mask), data.subset(~train_mask)
     check_rows(train, "training")
     check_rows(test, "evaluation")
