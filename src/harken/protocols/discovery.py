@@ -76,18 +76,18 @@ class Discovery(Protocol):
         methods_out: dict[str, dict] = {}
         curves: dict[str, dict] = {}
         with folder.stage("methods"):
-            for name in methods:
-                runs = []
-                for seed in config.seeds:
-                    row = folder.load_unit(name, "seed", seed)
-                    if row is None:
-                        row = self._evaluate(exp, name, train, test, y, seed, o.curve_points)
-                        folder.save_unit(row, name, "seed", seed)
-                    curve = row.pop("curves")
-                    folder.write_json(f"curves/{name}-seed{seed}.json", curve)
-                    curves.setdefault(name, curve)
-                    runs.append(row)
-                methods_out[name] = summarise(runs, methods[name].config())
+            units = trimodal.seed_units(
+                folder,
+                methods,
+                config.seeds,
+                lambda name, seed: self._evaluate(exp, name, train, test, y, seed, o.curve_points),
+            )
+        for name, runs in units.items():
+            for row in runs:
+                curve = row.pop("curves")
+                folder.write_json(f"curves/{name}-seed{row['seed']}.json", curve)
+                curves.setdefault(name, curve)
+            methods_out[name] = summarise(runs, methods[name].config())
         rate = float(y.mean())
         chance = {p: {"roc_auc": 0.5, "pr_auc": rate} for p in PAIRS}
         results = {

@@ -121,29 +121,21 @@ class LinearProbeProtocol(Protocol):
                     **summarise([row]),
                     "config": exp.encoder(name).config(),
                 }
-            for name in methods:
-                runs = []
-                for seed in config.seeds:
-                    row = folder.load_unit(name, "seed", seed)
-                    if row is None:
-                        method, log = trimodal.fit_embedder(exp, name, train, seed)
-                        x = [method.embed(p.batch).get(o.modality) for p in (train, val, test)]
-                        if any(v is None for v in x):
-                            raise ConfigError(
-                                f"method {name!r} has no {o.modality} embedding to probe; "
-                                "choose [protocol] modality among the ones it learns"
-                            )
-                        row = probe(
-                            *x,
-                            train.batch.labels,
-                            val.batch.labels,
-                            test.batch.labels,
-                            classes,
-                            o.grid,
-                        )
-                        row |= {"seed": seed, "epoch_seconds": log.get("epoch_seconds")}
-                        folder.save_unit(row, name, "seed", seed)
-                    runs.append(row)
+            labels = (train.batch.labels, val.batch.labels, test.batch.labels)
+
+            def head(name: str, seed: int) -> dict:
+                method, log = trimodal.fit_embedder(exp, name, train, seed)
+                x = [method.embed(p.batch).get(o.modality) for p in (train, val, test)]
+                if any(v is None for v in x):
+                    raise ConfigError(
+                        f"method {name!r} has no {o.modality} embedding to probe; choose "
+                        "[protocol] modality among the ones it learns"
+                    )
+                row = probe(*x, *labels, classes, o.grid)
+                return row | {"seed": seed, "epoch_seconds": log.get("epoch_seconds")}
+
+            units = trimodal.seed_units(folder, methods, config.seeds, head)
+            for name, runs in units.items():
                 reps[f"{name} ({o.modality} head)"] = {
                     "kind": "trained head",
                     **summarise(runs),

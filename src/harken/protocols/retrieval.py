@@ -99,17 +99,14 @@ class Retrieval(Protocol):
             groups = [g for g, b in zip(groups, big, strict=True) if b]
             query, items = split_pools(groups, seed=o.pool_seed)
 
-        methods_out: dict[str, dict] = {}
         with folder.stage("methods"):
-            for name in methods:
-                runs = []
-                for seed in config.seeds:
-                    row = folder.load_unit(name, "seed", seed)
-                    if row is None:
-                        row = self._evaluate(exp, name, train, test, groups, query, items, seed)
-                        folder.save_unit(row, name, "seed", seed)
-                    runs.append(row)
-                methods_out[name] = summarise(runs, methods[name].config())
+            units = trimodal.seed_units(
+                folder,
+                methods,
+                config.seeds,
+                lambda n, seed: self._evaluate(exp, n, train, test, groups, query, items, seed),
+            )
+        methods_out = {n: summarise(runs, methods[n].config()) for n, runs in units.items()}
         results = {
             "dataset": test.manifest.name,
             "target": column,

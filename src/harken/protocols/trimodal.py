@@ -235,6 +235,20 @@ def fit_embedder(exp: Experiment, name: str, train: TriModalData, seed: int) -> 
     return method, log
 
 
+def seed_units(folder, names, seeds, evaluate) -> dict[str, list[dict]]:
+    """Every (method, seed) unit of a run: reused from a resumed run folder (``units/``), else
+    ``evaluate(name, seed)`` and stored at once (a killed run loses at most one unit)."""
+    out: dict[str, list[dict]] = {}
+    for name in names:
+        for seed in seeds:
+            row = folder.load_unit(name, "seed", seed)
+            if row is None:
+                row = evaluate(name, seed)
+                folder.save_unit(row, name, "seed", seed)
+            out.setdefault(name, []).append(row)
+    return out
+
+
 def check_rows(data: TriModalData, what: str, minimum: int = 2) -> None:
     if len(data.batch) < minimum:
         raise DataError(
