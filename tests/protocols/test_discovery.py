@@ -136,3 +136,27 @@ def test_a_method_without_embeddings_is_refused_before_any_work(avmini_trimodal,
     config = ExperimentConfig(dataset=str(avmini_trimodal), protocol="discovery", methods=["conse"])
     with pytest.raises(ConfigError, match="method 'conse' gives no clip embeddings"):
         run_experiment(config, tmp_path / "run")
+
+
+def test_a_separate_training_dataset_trains_and_every_clip_is_scored(avmini_trimodal, tmp_path):
+    """The paper's setting: train on other narrated clips (no sounding labels needed there),
+    evaluate every clip of the dataset."""
+    rows = list(csv.DictReader(Path(avmini_trimodal).read_text(encoding="utf-8").splitlines()))
+    for name, part in (("train.csv", rows[:12]), ("eval.csv", rows[12:])):
+        with open(tmp_path / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(
+                {**r, "sounding": "" if name == "train.csv" else r["sounding"]} for r in part
+            )
+    config = _config(
+        tmp_path / "eval.csv",
+        methods=["cm-acc-style"],
+        protocol_options={"train_dataset": str(tmp_path / "train.csv")},
+    )
+    results = run_experiment(config, tmp_path / "run")
+    p = results["protocol"]
+    assert p["train_clips"] == 12
+    assert p["clips"] + p["unlabelled_left_out"] == 12
+    parts = list(csv.DictReader((tmp_path / "run" / "clips.csv").read_text().splitlines()))
+    assert sum(r["part"] == "test" for r in parts) == 12
