@@ -36,7 +36,7 @@ ALLOWED = {
     "second `harken demo` into the same folders is "
     "tests/test_cli.py::test_demo_runs_twice_into_its_own_folders",
     "make test": "set-up: runs this test suite",
-    "harken demo --task mc3 --out runs/demo": (
+    "harken demo --task mc3 --data-dir ../shared/data --out runs/demo": (
         "encodes all of Kitchen20 and av-mini (minutes); the same command on small configs of "
         "every mc3 demo experiment is tests/test_cli.py::test_the_mc3_demo_runs_every_protocol"
     ),
