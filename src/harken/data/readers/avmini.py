@@ -84,8 +84,9 @@ def _root(data_dir: str | Path | None) -> Path:
     if root is None:
         raise DataError(
             f"av-mini not found (looked for {LABELS_CSV} in {data_dir or '-'}, "
-            f"{data_dir or '-'}/{FOLDER}, $HARKEN_DATA_DIR/{FOLDER} and $HARKEN_DATA_DIR); pass "
-            "the folder holding av-mini as data_dir"
+            f"{data_dir or '-'}/{FOLDER}, $HARKEN_DATA_DIR/{FOLDER} and $HARKEN_DATA_DIR); give "
+            "the folder that holds av-mini/ as --data-dir (data_dir in Python) or set "
+            "HARKEN_DATA_DIR"
         )
     return root
 
