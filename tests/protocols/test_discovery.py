@@ -160,3 +160,25 @@ def test_a_separate_training_dataset_trains_and_every_clip_is_scored(avmini_trim
     assert p["clips"] + p["unlabelled_left_out"] == 12
     parts = list(csv.DictReader((tmp_path / "run" / "clips.csv").read_text().splitlines()))
     assert sum(r["part"] == "test" for r in parts) == 12
+
+
+def test_clips_with_neither_narrations_nor_labels_are_refused_before_encoding(
+    avmini_trimodal, tmp_path, monkeypatch
+):
+    rows = list(csv.DictReader(Path(avmini_trimodal).read_text(encoding="utf-8").splitlines()))
+    path = tmp_path / "bare.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "narration", "sounding"])
+        for i, r in enumerate(rows):
+            w.writerow([r["video"], "" if i == 3 else r["narration"], r["sounding"]])
+    from harken.store.features import FeatureStore
+
+    def no_encoding(*a, **k):
+        raise AssertionError("encoded clips before refusing the dataset")
+
+    monkeypatch.setattr(FeatureStore, "get_usable", no_encoding)
+    from harken.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"1 clips have no narration .* no label column 'label'"):
+        run_experiment(_config(path, methods=["cm-acc-style"]), tmp_path / "run")

@@ -131,3 +131,9 @@ def test_retrieval_with_class_texts_ranks_each_class_text_once(k20_csv, tmp_path
     assert run["audio_to_text"]["n_queries"] == results["protocol"]["queries"]
     assert results["chance"]["to_text"]["R@1"] == pytest.approx(1 / 6)
     assert results["chance"]["to_text"]["R@5"] == pytest.approx(5 / 6)
+
+
+def test_the_probe_needs_the_target_labels(k20_csv, tmp_path):
+    config = _config(k20_csv, target="verb")
+    with pytest.raises(ConfigError, match="no label column 'verb'"):
+        run_experiment(config, tmp_path / "r")

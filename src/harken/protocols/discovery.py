@@ -25,6 +25,7 @@ from harken.errors import DataError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
 from harken.protocols.base import PROTOCOLS, Protocol, at_least
+from harken.reports.results import text_table
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -170,7 +171,7 @@ class Discovery(Protocol):
         rows.append(("random", *(f"{c[p][m]:.3f}" for p in PAIRS for m in METRICS)))
         for name, r in results["methods"].items():
             rows.append((name, *(_cell(r, p, m, " ± ") for p in PAIRS for m in METRICS)))
-        return trimodal.text_table(rows)
+        return text_table(rows)
 
 
 def _cell(r: dict, pair: str, metric: str, sep: str = " ± ") -> str:

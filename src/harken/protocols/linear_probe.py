@@ -22,6 +22,7 @@ from harken.errors import ConfigError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
 from harken.protocols.base import FRACTION, PROTOCOLS, Protocol, at_least
+from harken.reports.results import text_table
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -89,7 +90,7 @@ class LinearProbeProtocol(Protocol):
         config, folder, o = exp.config, exp.folder, self.options
         methods = trimodal.embedders(exp, self.name)
         needs = sorted({*o.features, *(f for m in methods.values() for f in m.features)})
-        data = trimodal.load(exp, needs)
+        data = trimodal.load(exp, needs, require_target=True)  # the probe's classes
         labels = data.batch.labels
         test_share = 1 - o.train_fraction - o.val_fraction
         train_m, val_m, test_m = trimodal.group_split(
@@ -195,7 +196,7 @@ class LinearProbeProtocol(Protocol):
         rows.append(("chance", *(f"{ch[m]:.3f}" for m in METRICS)))
         for name, r in results["methods"].items():
             rows.append((name, *(f"{r[m]['mean']:.3f}" for m in METRICS)))
-        return trimodal.text_table(rows)
+        return text_table(rows)
 
 
 def probe(x_train, x_val, x_test, y_train, y_val, y_test, classes, grid) -> dict:

@@ -24,6 +24,7 @@ from harken.errors import ConfigError, DataError
 from harken.metrics.classification import mean_std
 from harken.protocols import trimodal
 from harken.protocols.base import PROTOCOLS, Protocol, at_least
+from harken.reports.results import text_table
 
 if TYPE_CHECKING:
     from harken.experiment import Experiment
@@ -173,7 +174,7 @@ class Retrieval(Protocol):
         for name, r in results["methods"].items():
             for d, v in r["directions"].items():
                 rows.append((name, d, *(f"{v[m]['mean']:.3f}" for m in METRICS)))
-        return trimodal.text_table(rows)
+        return text_table(rows)
 
 
 def summarise(runs: list[dict], config: dict) -> dict:

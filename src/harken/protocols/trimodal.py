@@ -96,7 +96,7 @@ class TriModalData:
 
     @property
     def sounding(self) -> list[bool | None]:
-        return [getattr(c, "sounding", None) for c in self.manifest.clips]
+        return self.manifest.sounding()
 
 
 def group_of(clip) -> str:
@@ -108,50 +108,47 @@ def load(
     exp: Experiment,
     feature_names: Sequence[str],
     dataset: str | None = None,
-    need_text: bool = True,
     options: dict | None = None,
+    require_target: bool = False,
 ) -> TriModalData:
     """Read ``dataset`` (default: the config's), embed its clips with every encoder in
     ``feature_names`` (image encoders with the config's ``frames``) and its texts.
 
     Raises:
-        ConfigError: ``need_text`` but the clips have neither narrations nor the ``target``
-            labels.
+        ConfigError: the clips have neither narrations nor the ``target`` labels (checked
+            before any clip is encoded).
     """
     c = exp.config
     if dataset is None:
-        manifest = exp.load_data(require_target=False)
+        manifest = exp.load_data(require_target=require_target)
     else:
         manifest = read_dataset(dataset, c.data_dir, **(options or {}))
     has_labels = c.target in manifest.targets
-    classes = generator_config = None
-    if has_labels:
-        classes, _, generator_config = exp.knowledge(manifest)
-    manifest, features = exp.features(manifest, set(feature_names))
-    labels = manifest.labels(c.target) if has_labels else None
     narrated = all(clip.narration for clip in manifest)
-    if narrated:
-        texts = [clip.narration for clip in manifest]
-        with exp.folder.stage("narrations"):
-            emb = np.asarray(exp.encoder(c.text_encoder).embed(texts), np.float32)
-        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        source = "narration"
-    elif has_labels and classes is not None:
-        index = {name: i for i, name in enumerate(classes.names)}
-        emb = classes.embeddings[[index[y] for y in labels]]
-        texts = list(labels)
-        source = "class knowledge"
-    elif need_text:
+    if not narrated and not has_labels:
         missing = [clip.clip_id for clip in manifest if not clip.narration]
         raise ConfigError(
             f"dataset {manifest.name!r}: {len(missing)} clips have no narration (e.g. "
             f"{missing[:3]}) and there is no label column {c.target!r} to describe them; give "
             "every clip a narration (CSV column 'narration') or choose a labelled target"
         )
+    classes = generator_config = None
+    if has_labels:
+        classes, _, generator_config = exp.knowledge(manifest)
+    manifest, features = exp.features(manifest, set(feature_names))
+    labels = manifest.labels(c.target) if has_labels else None
+    if narrated:
+        texts = [clip.narration for clip in manifest]
+        with exp.folder.stage("narrations"):
+            emb = np.asarray(exp.encoder(c.text_encoder).embed(texts), np.float32)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        source = "narration"
     else:
-        emb, texts, source = None, [""] * len(manifest), "none"
-    if emb is not None:
-        features = {**features, TEXT: emb}
+        index = {name: i for i, name in enumerate(classes.names)}
+        emb = classes.embeddings[[index[y] for y in labels]]
+        texts = list(labels)
+        source = "class knowledge"
+    features = {**features, TEXT: emb}
     ids = [clip.clip_id for clip in manifest]
     batch = Batch(features, list(labels) if labels is not None else None, ids)
     return TriModalData(
@@ -304,11 +301,4 @@ def write_results(exp, protocol: Protocol, results: dict, parts: dict) -> None:
             test.generator_config,
         ),
         methods={n: {"config": r.get("config")} for n, r in results.get("methods", {}).items()},
-    )
-
-
-def text_table(rows: list[tuple]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
     )

@@ -30,6 +30,14 @@ def summarise(folds: list[dict]) -> dict:
     return out
 
 
+def text_table(rows: list[tuple]) -> str:
+    """Rows of cells as left-aligned columns for the terminal (the first row is the header)."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
 def kfold_markdown(results: dict) -> str:
     """A Markdown table: one row per method, chance first (UA / WA / UP), then retrieval."""
     title = f"# {results['dataset']} — {results['target']} — {results['protocol']['name']}"
@@ -68,10 +76,7 @@ def kfold_table(results: dict) -> str:
     rows.append(("chance", *(f"{results['chance'][m]:.3f}" for m in METRICS)))
     for name, r in results["methods"].items():
         rows.append((name, *(f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in METRICS)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    return text_table(rows)
 
 
 def gzsl_markdown(results: dict) -> str:
@@ -105,7 +110,4 @@ def gzsl_table(results: dict) -> str:
     for name, r in results["methods"].items():
         cells = [f"{r[m]['mean']:.3f}±{r[m]['std']:.3f}" for m in GZSL_METRICS]
         rows.append((name, *cells, f"{r['calibration']['value']:.3g}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    return text_table(rows)
