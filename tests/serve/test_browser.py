@@ -1,0 +1,136 @@
+"""The web app as a person uses it: headless Chromium (Debian's, through Playwright) against
+``harken serve`` on 127.0.0.1. Screenshots go to pytest's tmp_path, not the repository."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from .conftest import FIVE_LABELS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium not found: `make install` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page on the app; fails the test if any request leaves 127.0.0.1."""
+    context = browser.new_context(accept_downloads=True)
+    pg = context.new_page()
+    outside = []
+
+    def check(request):
+        url = urlparse(request.url)
+        if url.scheme not in ("blob", "data") and url.hostname != "127.0.0.1":
+            outside.append(request.url)
+
+    pg.on("request", check)
+    start = time.perf_counter()
+    pg.goto(server + "/")
+    pg.wait_for_function("document.getElementById('backend').options.length > 0")
+    pg.load_seconds = time.perf_counter() - start
+    yield pg
+    context.close()
+    assert outside == [], f"requests left the machine: {outside}"
+
+
+def classify(page, path: Path, labels: str = FIVE_LABELS) -> float:
+    """Choose ``path``, type ``labels``, press Classify; the seconds until the answer shows."""
+    page.set_input_files("#file", str(path))
+    page.fill("#labels", labels)
+    answers = int(page.evaluate("document.body.dataset.answers || 0"))
+    start = time.perf_counter()
+    page.click("#classify-go")
+    page.wait_for_function(
+        f"Number(document.body.dataset.answers || 0) > {answers}", timeout=180_000
+    )
+    return time.perf_counter() - start
+
+
+def test_upload_a_kitchen20_clip_and_see_its_true_label_in_the_top_three(
+    page, blender_clip, tmp_path
+):
+    classify(page, blender_clip)
+    assert page.text_content("#classify-error") == ""
+    names = page.locator("#bars .name").all_text_contents()
+    assert len(names) == 5 and "blender" in names[:3]
+    assert "scores: probability" in page.text_content("#score-kind")
+    page.screenshot(path=tmp_path / "classify.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("#dl-csv")
+    csv = Path(download.value.path()).read_text().splitlines()
+    assert csv[0] == "rank,label,score,score_kind" and csv[1].startswith("1,")
+    with page.expect_download() as download:
+        page.click("#dl-json")
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved["ranking"][0]["label"] == names[0] and saved["score_kind"] == "probability"
+
+
+def test_search_the_index_by_text_and_get_playable_hits(page, tmp_path):
+    page.click("nav button[data-tab=search]")
+    page.fill("#query", "blender")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#hits li audio")
+    items = page.locator("#hits li")
+    assert items.count() == 10  # 12 clips in the index, the best 10 shown
+    src = items.first.locator("audio").get_attribute("src")
+    playable = page.evaluate(
+        "async (u) => { const r = await fetch(u); return [r.status, "
+        "r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]; }",
+        src,
+    )
+    assert playable[0] == 200 and playable[2] > 1000
+    page.screenshot(path=tmp_path / "search.png", full_page=True)
+
+
+def test_hit_the_size_limit_and_see_the_message(page, tmp_path):
+    big = tmp_path / "long-recording.wav"
+    big.write_bytes(b"RIFF" + b"\0" * 3_000_000)
+    classify(page, big)
+    message = page.text_content("#classify-error")
+    assert "long-recording.wav: over the 2 MB upload limit" in message
+    assert page.is_hidden("#result")
+    page.screenshot(path=tmp_path / "limit.png", full_page=True)
+
+
+def test_open_a_report_from_the_runs_tab(page, tmp_path):
+    page.click("nav button[data-tab=runs]")
+    link = page.locator("#reports a", has_text="kfold/report.html")
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.text_content("h1") == "k-fold report"
+    report.screenshot(path=tmp_path / "report.png")
+
+
+def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blender_clip):
+    """Warm (models loaded, one answer given): page load, a 5 s clip, a 1-minute recording.
+    Printed (pytest -s) and bounded loosely so a regression to a cold load shows."""
+    classify(page, blender_clip)  # warm: label texts embedded, encoders run once
+    clip = classify(page, browser_webm)
+    assert page.locator("#bars .name").first.text_content() == "blender"
+    minute = classify(page, minute_webm)
+    assert page.text_content("#classify-error") == ""
+    assert "60 s of audio" in page.text_content("#meta")
+    print(
+        f"\nharken serve timings (warm): page load {page.load_seconds:.2f} s, "
+        f"5 s clip {clip:.2f} s, 1-minute recording {minute:.2f} s"
+    )
+    assert page.load_seconds < 10 and clip < 30 and minute < 120
