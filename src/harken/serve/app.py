@@ -128,8 +128,14 @@ class Models:
             return clf
 
     def warm(self, backend: str) -> None:
-        """Load ``backend``'s joint space and text encoder now, not on the first request."""
-        self.classifier(["warm up", "load models"], backend, None)
+        """Load ``backend``'s encoders now (text and audio, by one prediction on 1 s of noise),
+        not on the first request."""
+        import numpy as np
+
+        clf = self.classifier(["warm up", "load models"], backend, None)
+        noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+        with self.lock:
+            clf.predict(noise, sample_rate=16000)
 
 
 def parse_labels(text: str) -> list[str]:
@@ -360,7 +366,7 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
         return [
             {
                 "rank": r + 1,
-                "name": Path(h["file"]).name,
+                "name": _short(h["file"]),
                 "score": h["score"],
                 "audio": f"/api/audio/{row[h['file']]}",
             }
@@ -388,6 +394,12 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
         return FileResponse(path)
 
     return app
+
+
+def _short(file: str) -> str:
+    """``folder/name`` of a file (the folder often names the class), never the full path."""
+    path = Path(file)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def _need(folder: Path | None, option: str) -> Path:
