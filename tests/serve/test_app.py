@@ -40,6 +40,7 @@ def test_classify_ranks_a_kitchen20_clip_as_predict_json_does(client, blender_cl
     assert got["ranking"][0]["label"] == "blender"
     assert len(got["ranking"]) == 5
     assert got["duration_s"] == pytest.approx(5.0, abs=0.01)
+    assert got["timeline"] is None  # a short clip: no timeline
     expected = api.predict(str(blender_clip), parse_labels(FIVE_LABELS)).to_dict()
     for mine, cli in zip(got["ranking"], expected["ranking"], strict=True):
         assert mine["label"] == cli["label"]
@@ -176,3 +177,14 @@ def test_cli_refuses_a_public_host_without_token(capsys, monkeypatch):
     monkeypatch.delenv("HARKEN_SERVE_TOKEN", raising=False)
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "--host 0.0.0.0" in capsys.readouterr().err
+
+
+def test_a_long_recording_also_gets_a_timeline(client, minute_webm):
+    got = classify(client, minute_webm).json()
+    line = got["timeline"]
+    assert line["labels"] == parse_labels(FIVE_LABELS)
+    assert line["boundaries"][0] == 0 and line["boundaries"][-1] == pytest.approx(60, abs=1)
+    assert len(line["scores"]) == len(line["boundaries"]) - 1
+    assert {len(row) for row in line["scores"]} == {5}
+    assert "not a probability" in line["score_kind"]
+    assert isinstance(line["segments"], list)

@@ -121,7 +121,7 @@ def test_open_a_report_from_the_runs_tab(page, tmp_path):
     report.screenshot(path=tmp_path / "report.png")
 
 
-def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blender_clip):
+def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blender_clip, tmp_path):
     """Warm (models loaded at start): page load, the first answer for a new label set, then a
     5 s browser recording and a 1-minute one (WebM, 48 kHz stereo).
     Printed (pytest -s) and bounded loosely so a regression to a cold load shows."""
@@ -132,6 +132,8 @@ def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blend
     minute = classify(page, minute_webm)
     assert page.text_content("#classify-error") == ""
     assert "60 s of audio" in page.text_content("#meta")
+    assert page.is_visible("#timeline-canvas") and page.locator("#segments li").count() >= 1
+    page.screenshot(path=tmp_path / "timeline.png", full_page=True)
     print(
         f"\nharken serve timings (warm): page load {page.load_seconds:.2f} s, first answer "
         f"(new labels) {first:.2f} s, 5 s clip {clip:.2f} s, 1-minute recording {minute:.2f} s"

@@ -41,6 +41,8 @@ BACKENDS = ("bridge", "clap", "msclap")
 #: Most classifiers (label sets) kept embedded at once.
 CLASSIFIER_CACHE = 16
 STATIC = Path(__file__).with_name("static")
+#: Uploads at least this long (seconds) also get a timeline (:func:`harken.api.detect`).
+TIMELINE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,24 @@ def decode_upload(path: Path, name: str, max_seconds: float):
     return wave, rate
 
 
+def long_file_timeline(path: Path, labels: list[str], backend: str, templates: str | None):
+    """Where each label sounds in a long upload (:func:`harken.api.detect`): frame boundaries,
+    smoothed per-label scores ``[N][C]``, their kind, and the detected segments."""
+    from harken import api
+
+    found = api.detect(path, labels, backend=backend, templates=templates)
+    line = found.timelines[0]
+    return {
+        "score_kind": found.settings["score"],
+        "labels": labels,
+        "boundaries": [round(float(b), 3) for b in line.boundaries],
+        "scores": [[round(float(v), 4) for v in row] for row in line.smoothed],
+        "segments": [
+            {k: seg[k] for k in ("start", "end", "label", "score")} for seg in found.segments
+        ],
+    }
+
+
 def report_files(runs: Path) -> list[str]:
     """Report HTML files under ``runs``, as sorted POSIX paths relative to it."""
     found = []
@@ -338,14 +358,19 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
         chosen = check_templates(templates)
         name = Path(file.filename or "upload").name
         # private (0700) and removed when the request ends, whatever happens
+        backend = backend or settings.backend
+        timeline = None
         with tempfile.TemporaryDirectory(prefix="harken-serve-") as tmp:
             path = save_upload(file, Path(tmp), int(settings.max_upload_mb * 1e6))
             wave, rate = decode_upload(path, name, settings.max_seconds)
-        clf = models.classifier(names, backend or settings.backend, chosen)
-        with models.lock:
-            found = clf.predict(wave, sample_rate=rate)
+            clf = models.classifier(names, backend, chosen)
+            with models.lock:
+                found = clf.predict(wave, sample_rate=rate)
+                if wave.size / rate >= TIMELINE_SECONDS:
+                    timeline = long_file_timeline(path, names, backend, chosen)
         out = found.to_dict()
         out.update(
+            timeline=timeline,
             file=name,
             score_meaning=SCORE_KINDS[found.score_kind],
             duration_s=round(wave.size / rate, 3),
