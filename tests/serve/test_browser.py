@@ -23,7 +23,9 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium not found: `make install` installs it (apt-get install chromium)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # a fake microphone (a beep) that needs no permission prompt
+        fake_mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", *fake_mic])
         yield b
         b.close()
 
@@ -50,9 +52,11 @@ def page(browser, server):
     assert outside == [], f"requests left the machine: {outside}"
 
 
-def classify(page, path: Path, labels: str = FIVE_LABELS) -> float:
-    """Choose ``path``, type ``labels``, press Classify; the seconds until the answer shows."""
-    page.set_input_files("#file", str(path))
+def classify(page, path: Path | None, labels: str = FIVE_LABELS) -> float:
+    """Choose ``path`` (None: keep the recording), type ``labels``, press Classify; the seconds
+    until the answer (or an error) shows."""
+    if path is not None:
+        page.set_input_files("#file", str(path))
     page.fill("#labels", labels)
     answers = int(page.evaluate("document.body.dataset.answers || 0"))
     start = time.perf_counter()
@@ -80,6 +84,34 @@ def test_upload_a_kitchen20_clip_and_see_its_true_label_in_the_top_three(
         page.click("#dl-json")
     saved = json.loads(Path(download.value.path()).read_text())
     assert saved["ranking"][0]["label"] == names[0] and saved["score_kind"] == "probability"
+
+
+def test_record_from_the_microphone_and_classify_the_recording(page, tmp_path):
+    """Chromium's MediaRecorder sends 48 kHz stereo Opus in WebM, decoded like any input."""
+    page.click("#rec")
+    page.wait_for_function("document.getElementById('rec').textContent.includes('Stop')")
+    page.wait_for_timeout(2500)
+    page.click("#rec")
+    page.wait_for_function("document.getElementById('chosen').textContent.includes('recording')")
+    classify(page, None, labels="beep, speech, dog barking")
+    assert page.text_content("#classify-error") == ""
+    assert sorted(page.locator("#bars .name").all_text_contents()) == [
+        "beep",
+        "dog barking",
+        "speech",
+    ]
+    assert "recording.webm: 2." in page.text_content("#meta")  # about 2.5 s of audio
+    page.screenshot(path=tmp_path / "microphone.png", full_page=True)
+
+
+def test_a_saved_label_list_is_picked_again(page, server):
+    page.fill("#labels", FIVE_LABELS)
+    page.click("#save-list")
+    page.reload()
+    page.wait_for_function("document.getElementById('saved').options.length > 1")
+    page.fill("#labels", "")
+    page.select_option("#saved", index=1)
+    assert page.input_value("#labels") == FIVE_LABELS
 
 
 def test_search_the_index_by_text_and_get_playable_hits(page, tmp_path):
