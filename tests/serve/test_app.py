@@ -72,13 +72,34 @@ def test_size_and_duration_limits_answer_413_with_a_clear_message(
     big.write_bytes(b"\0" * 3_000_000)
     r = classify(client, big)
     assert r.status_code == 413
-    assert "big.wav: over the 2 MB upload limit" in r.json()["detail"]
+    assert "upload of 3.0 MB: over the 2 MB upload limit" in r.json()["detail"]
     assert "--max-upload-mb" in r.json()["detail"]
+    # a body announced as too large is refused before it is read
+    huge = client.post(
+        "/api/classify",
+        content=b"x" * 10,
+        headers={"content-length": "900000000", "content-type": "multipart/form-data"},
+    )
+    assert huge.status_code == 413 and "over the 2 MB upload limit" in huge.json()["detail"]
     short = ServeSettings(index=small_index, runs=runs_dir, max_seconds=30)
     with TestClient(create_app(short, warm=False)) as c:
         r = classify(c, minute_webm)
     assert r.status_code == 413
     assert "over the 30 s limit" in r.json()["detail"] and "--max-seconds" in r.json()["detail"]
+
+
+def test_an_upload_without_length_is_cut_off_at_the_limit(tmp_path):
+    """A body sent without Content-Length (chunked) is stopped while it is copied."""
+    import io
+    from types import SimpleNamespace
+
+    from harken.serve.app import TooLarge, save_upload
+
+    upload = SimpleNamespace(filename="stream.webm", file=io.BytesIO(b"\0" * 3_000_001))
+    with pytest.raises(TooLarge, match=r"stream.webm: over the 3 MB upload limit"):
+        save_upload(upload, tmp_path, 3_000_000)
+    upload = SimpleNamespace(filename="ok.webm", file=io.BytesIO(b"\1" * 3_000_000))
+    assert save_upload(upload, tmp_path, 3_000_000).stat().st_size == 3_000_000
 
 
 def test_bad_labels_and_template_paths_are_refused(client, blender_clip):

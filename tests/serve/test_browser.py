@@ -137,7 +137,8 @@ def test_hit_the_size_limit_and_see_the_message(page, tmp_path):
     big.write_bytes(b"RIFF" + b"\0" * 3_000_000)
     classify(page, big)
     message = page.text_content("#classify-error")
-    assert "long-recording.wav: over the 2 MB upload limit" in message
+    assert "upload of 3.0 MB: over the 2 MB upload limit" in message
+    assert "--max-upload-mb" in message
     assert page.is_hidden("#result")
     page.screenshot(path=tmp_path / "limit.png", full_page=True)
 

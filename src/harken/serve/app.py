@@ -298,6 +298,22 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
     app.state.settings, app.state.models = settings, models
 
     @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        """Refuse an upload by its Content-Length before the body is read and spooled."""
+        limit = settings.max_upload_mb * 1e6 + 64 * 1024  # the form's other fields and framing
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > limit:
+            return JSONResponse(
+                {
+                    "detail": f"upload of {int(length) / 1e6:.1f} MB: over the "
+                    f"{settings.max_upload_mb:.0f} MB upload limit; cut the recording shorter or "
+                    "start harken serve with a larger --max-upload-mb"
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.middleware("http")
     async def require_token(request: Request, call_next):
         if settings.token is None:
             return await call_next(request)
