@@ -15,11 +15,13 @@ from harken.serve.app import TOKEN_HEADER, parse_labels
 
 from .conftest import FIVE_LABELS
 
+LOCAL = "http://127.0.0.1:8000"
+
 
 @pytest.fixture(scope="module")
 def client(small_index, runs_dir):
     settings = ServeSettings(index=small_index, runs=runs_dir, max_upload_mb=2, max_seconds=120)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOCAL) as c:
         yield c
 
 
@@ -82,7 +84,7 @@ def test_size_and_duration_limits_answer_413_with_a_clear_message(
     )
     assert huge.status_code == 413 and "over the 2 MB upload limit" in huge.json()["detail"]
     short = ServeSettings(index=small_index, runs=runs_dir, max_seconds=30)
-    with TestClient(create_app(short, warm=False)) as c:
+    with TestClient(create_app(short, warm=False), base_url=LOCAL) as c:
         r = classify(c, minute_webm)
     assert r.status_code == 413
     assert "over the 30 s limit" in r.json()["detail"] and "--max-seconds" in r.json()["detail"]
@@ -190,6 +192,12 @@ def test_another_host_needs_a_token_and_then_every_request_does(small_index, ble
         page = c.get("/?token=s3cret")  # opening the page with the token sets the cookie
         assert page.status_code == 200 and "harken" in page.text
         assert c.get("/api/info").status_code == 200
+
+
+def test_without_token_only_local_host_names_are_answered(client):
+    """DNS rebinding: a page of another domain resolved to 127.0.0.1 must not reach the app."""
+    assert client.get("/api/info", headers={"host": "evil.example:8000"}).status_code == 400
+    assert client.get("/api/info", headers={"host": "localhost:8000"}).status_code == 200
 
 
 def test_cli_refuses_a_public_host_without_token(capsys, monkeypatch):

@@ -33,6 +33,8 @@ from harken.errors import AudioError, ConfigError, DataError, HarkenError
 
 #: Hosts that only this machine can reach.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Host header values a server without token answers (the local names, IPv6 bracketed).
+LOCAL_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
 #: Header and cookie that carry the access token.
 TOKEN_HEADER = "X-Harken-Token"
 TOKEN_COOKIE = "harken_token"
@@ -296,6 +298,12 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
 
     app = FastAPI(title="harken", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.models = settings, models
+    if settings.token is None:
+        # without a token only this machine's names are answered: a web page that rebinds its
+        # own domain to 127.0.0.1 (DNS rebinding) gets 400, not the app
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_NAMES)
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):
