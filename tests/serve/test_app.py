@@ -3,6 +3,7 @@ browser audio, limits), safety (token, host, paths), concurrency, search and run
 
 from __future__ import annotations
 
+import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -217,3 +218,37 @@ def test_a_long_recording_also_gets_a_timeline(client, minute_webm):
     assert {len(row) for row in line["scores"]} == {5}
     assert "not a probability" in line["score_kind"]
     assert isinstance(line["segments"], list)
+
+
+def test_harken_serve_starts_from_the_command_line(runs_dir):
+    """``harken serve`` as a person starts it: a process that loads the models, then answers."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from .conftest import free_port
+
+    port = free_port()
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "harken.cli", "serve", "--port", str(port), "--runs", runs_dir]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs", timeout=5) as r:
+                    assert json.loads(r.read()) == [
+                        {"path": "kfold/report.html", "url": "/runs/kfold/report.html"}
+                    ]
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "harken serve did not answer in 240 s"
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
