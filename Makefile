@@ -31,8 +31,8 @@ $(CHROMIUM):
 		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 		     apt-get install -y --no-install-recommends chromium; }; \
 	else \
-		echo "make: chromium is missing for the browser tests: sudo apt-get install chromium"; \
-		exit 1; \
+		echo "make: warning: chromium is missing; the browser tests (tests/serve) need it:" \
+		     "sudo apt-get install chromium"; \
 	fi
 
 install: $(BIN)/harken $(CHROMIUM)
