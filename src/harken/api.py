@@ -73,6 +73,7 @@ __all__ = [
     "embed_text",
     "index",
     "predict",
+    "report",
     "run",
     "search",
 ]
@@ -91,6 +92,22 @@ def run(
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_toml(Path(config), **overrides)
     return run_experiment(config, Path(out), mode=mode)
+
+
+def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of a run folder (figures inline, so it opens offline) and its
+    figures as PNG files beside it.
+
+    Args:
+        run_dir: A run folder written by :func:`run` (or the demo).
+        out: The HTML file (default ``RUN_DIR/report.html``; figures in ``RUN_DIR/report/``).
+
+    Returns:
+        The HTML file's path.
+    """
+    from harken.reports.html import write_report
+
+    return write_report(run_dir, out)
 
 
 #: The demo's tasks: ``zsl`` (class-disjoint k-fold and all-classes), ``gzsl`` and ``mc3`` (the

@@ -1,0 +1,139 @@
+"""The report's static figures as PNG bytes: recall bars, confusion matrices, GZSL γ curves,
+R@k curves. Each is drawn on a bare matplotlib ``Figure`` (Agg canvas, no pyplot, no display)
+and returned as bytes; :mod:`harken.reports.html` writes them beside the page and inlines them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def recall_bars(recalls: Mapping[str, Mapping[str, float]], title: str = "") -> bytes:
+    """Grouped horizontal bars: one group per class, one bar per method (recall in [0, 1]).
+
+    Args:
+        recalls: ``{method: {class: recall}}``.
+        title: Figure title.
+    """
+    from matplotlib.figure import Figure
+
+    methods = list(recalls)
+    classes = sorted({c for r in recalls.values() for c in r})
+    height = 0.8 / max(len(methods), 1)
+    fig = Figure(figsize=(8, 1.2 + 0.22 * len(classes) * max(1, len(methods) ** 0.6)))
+    ax = fig.subplots()
+    y = np.arange(len(classes))
+    for k, m in enumerate(methods):
+        values = [recalls[m].get(c, np.nan) for c in classes]
+        ax.barh(y + k * height - 0.4 + height / 2, values, height=height, label=m)
+    ax.set_yticks(y, classes)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("recall (test clips of the class predicted as it)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.set_layout_engine("constrained")
+    return _png(fig)
+
+
+def confusion_matrix_png(
+    labels: Sequence[str], predicted: Sequence[str], title: str = ""
+) -> tuple[bytes, list[str], np.ndarray]:
+    """A row-normalised confusion matrix (rows: true class, columns: predicted class).
+
+    Returns:
+        ``(png, class order, counts [C, C])``.
+    """
+    from matplotlib.figure import Figure
+
+    classes = sorted(set(labels) | set(predicted))
+    index = {c: i for i, c in enumerate(classes)}
+    counts = np.zeros((len(classes), len(classes)), dtype=int)
+    for t, p in zip(labels, predicted, strict=True):
+        counts[index[t], index[p]] += 1
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, np.maximum(rows, 1))
+    size = 2.5 + 0.32 * len(classes)
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize="small")
+    ax.set_yticks(range(len(classes)), classes, fontsize="small")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(classes) <= 25:
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                if counts[i, j]:
+                    colour = "white" if share[i, j] > 0.5 else "black"
+                    ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=6, color=colour)
+    fig.colorbar(im, ax=ax, label="share of the true class's clips")
+    if title:
+        ax.set_title(title)
+    return _png(fig), classes, counts
+
+
+def gzsl_gamma_curves(curves: Mapping[str, dict], gamma: float, title: str = "") -> bytes:
+    """S and U (and HM dotted) against the calibration constant ``γ``, validation and test side
+    by side, with the chosen ``γ`` marked.
+
+    Args:
+        curves: ``{"validation": {"gamma", "S", "U", "HM"}, "test": {...}}`` (mean curves).
+        gamma: The chosen ``γ`` (marked by a vertical line).
+        title: Figure title.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, part in zip(axes, ("validation", "test"), strict=True):
+        c = curves.get(part)
+        if not c:
+            ax.text(0.5, 0.5, f"no {part} curve stored", ha="center", transform=ax.transAxes)
+            continue
+        ax.plot(c["gamma"], c["S"], label="S (seen)")
+        ax.plot(c["gamma"], c["U"], label="U (unseen)")
+        ax.plot(c["gamma"], c["HM"], ":", color="k", label="HM")
+        ax.axvline(gamma, color="tab:red", linestyle="--", label=f"chosen γ = {gamma:.3g}")
+        ax.set(xlabel="γ (subtracted from seen-class scores)", title=part)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("per-class accuracy")
+    axes[0].set_ylim(0, 1.01)
+    axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _png(fig)
+
+
+def recall_at_k(curves: Mapping[str, Mapping[int, float]], title: str = "") -> bytes:
+    """R@k against k, one line per method/direction.
+
+    Args:
+        curves: ``{line name: {k: recall at k}}``.
+        title: Figure title.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, points in curves.items():
+        ks = sorted(points)
+        ax.plot(ks, [points[k] for k in ks], marker="o", label=name)
+    ax.set(xlabel="k", ylabel="recall at k", ylim=(0, 1.01))
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return _png(fig)
