@@ -127,13 +127,52 @@ def recall_at_k(curves: Mapping[str, Mapping[int, float]], title: str = "") -> b
 
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.subplots()
+    all_ks: set[int] = set()
     for name, points in curves.items():
         ks = sorted(points)
-        ax.plot(ks, [points[k] for k in ks], marker="o", label=name)
+        all_ks |= set(ks)
+        style = {"linestyle": "--", "color": "0.4"} if name.startswith("random") else {}
+        ax.plot(ks, [points[k] for k in ks], marker="o", label=name, **style)
     ax.set(xlabel="k", ylabel="recall at k", ylim=(0, 1.01))
     ax.set_xscale("log")
+    ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
     return _png(fig)
+
+
+def validation_grid(curves: Mapping[str, tuple[list[float], list[float], float]]) -> bytes:
+    """Validation top-1 against the probe's regularisation ``C`` (log scale), the chosen ``C``
+    marked, one line per representation.
+
+    Args:
+        curves: ``{representation: (C values, validation top-1, chosen C)}``.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for name, (cs, top1, chosen) in curves.items():
+        (line,) = ax.plot(cs, top1, marker="o", label=name)
+        if chosen in cs:
+            ax.plot([chosen], [top1[cs.index(chosen)]], "*", markersize=14, color=line.get_color())
+    ax.set(xlabel="C (inverse L2 strength)", ylabel="validation top-1", xscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("linear probe: C chosen on validation (★)")
+    return _png(fig)
+
+
+def discovery_png(curves: Mapping[str, dict], title: str) -> bytes:
+    """:func:`harken.reports.curves.plot_discovery_curves` as PNG bytes."""
+    import tempfile
+    from pathlib import Path
+
+    from harken.reports.curves import plot_discovery_curves
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_discovery_curves(curves, Path(tmp) / "curves.png", title)
+        return path.read_bytes()

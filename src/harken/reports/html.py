@@ -340,6 +340,106 @@ def gzsl_sections(run: Run) -> list[Section]:
     return sections
 
 
+def results_md_section(run: Run, note: str) -> Section:
+    """The protocol's own ``results.md`` tables (they carry mean ± spread over seeds)."""
+    md = run.path / "results.md"
+    body = markdown_to_html(md.read_text(encoding="utf-8")) if md.exists() else ""
+    return Section("Results", (body or "<p>No results.md in this run.</p>") + note)
+
+
+@reporter("discovery")
+def discovery_sections(run: Run) -> list[Section]:
+    """ROC and PR curves per modality pair (first seed of each method, from ``curves/``)."""
+    from harken.reports.figures import discovery_png
+
+    note = (
+        "<p class='note'>± is the spread (standard deviation) over training seeds. No bootstrap "
+        "CI: discovery runs store curves, not per-clip scores.</p>"
+    )
+    sections = [results_md_section(run, note)]
+    first: dict[str, dict] = {}
+    for f in sorted((run.path / "curves").glob("*-seed*.json")):
+        method, _, seed_text = f.stem.rpartition("-seed")
+        seed = int(seed_text) if seed_text.isdigit() else 0
+        if method in run.results.get("methods", {}) and (
+            method not in first or seed < first[method][0]
+        ):
+            first[method] = (seed, json.loads(f.read_text(encoding="utf-8")))
+    figures = []
+    pairs = sorted({p for _, c in first.values() for p in c})
+    for pair in pairs:
+        curves = {m: c[pair] for m, (_, c) in first.items() if pair in c}
+        title = f"{pair}: " + ("audio–video" if pair == "AV" else "audio–language") + " discovery"
+        figures.append(Figure(f"discovery-{pair}", title, discovery_png(curves, title)))
+    text = (
+        "<p>ROC and precision–recall of telling sounding from silent actions, each method's "
+        "first seed; the dashed lines are the random baseline.</p>"
+        if figures
+        else "<p>This run has no curves/ folder.</p>"
+    )
+    sections.append(Section("ROC and precision–recall curves", text, figures))
+    return sections
+
+
+RETRIEVAL_KS = (1, 5, 10)
+
+
+def recall_at_k_section(lines: dict[str, dict[int, float]], text: str) -> Section:
+    from harken.reports.figures import recall_at_k
+
+    png = recall_at_k(lines, title="recall at k")
+    figure = Figure("recall-at-k", "R@k per method and direction", png)
+    return Section("Recall at k", text, [figure])
+
+
+@reporter("retrieval")
+def retrieval_sections(run: Run) -> list[Section]:
+    """Tables and R@k (k = 1, 5, 10: what the run stores) per method and direction."""
+    r = run.results
+    note = "<p class='note'>± is the spread (standard deviation) over training seeds.</p>"
+    lines: dict[str, dict[int, float]] = {}
+    for name, m in r["methods"].items():
+        for direction, metrics in m.get("directions", {}).items():
+            label = f"{name}, {direction.replace('_', ' ')}"
+            lines[label] = {k: metrics[f"R@{k}"]["mean"] for k in RETRIEVAL_KS}
+    for kind, chance in r.get("chance", {}).items():
+        lines[f"random ({kind.replace('_', ' ')})"] = {k: chance[f"R@{k}"] for k in RETRIEVAL_KS}
+    text = (
+        "<p>Recall at k = 1, 5, 10 (means over seeds), the random baselines included. The run "
+        "stores these three points; a finer curve needs each query's rank stored.</p>"
+    )
+    return [results_md_section(run, note), recall_at_k_section(lines, text)]
+
+
+@reporter("linear-probe")
+def linear_probe_sections(run: Run) -> list[Section]:
+    """The probe table and validation top-1 against C per representation."""
+    from harken.reports.figures import validation_grid
+
+    note = (
+        "<p class='note'>± is the spread over training seeds of the heads (frozen encoders "
+        "have one run).</p>"
+    )
+    curves = {}
+    for name, m in run.results["methods"].items():
+        runs = m.get("runs") or []
+        grid = runs[0].get("validation", {}).get("grid") if runs else None
+        if grid:
+            chosen = runs[0]["validation"]["C"]
+            curves[name] = ([g["C"] for g in grid], [g["top1"] for g in grid], chosen)
+    sections = [results_md_section(run, note)]
+    if curves:
+        png = validation_grid(curves)
+        sections.append(
+            Section(
+                "Choosing C",
+                "<p>Validation top-1 at each C of the grid (first seed); ★ marks the chosen C.</p>",
+                [Figure("probe-validation", "validation top-1 against C", png)],
+            )
+        )
+    return sections
+
+
 def generic_sections(run: Run) -> list[Section]:
     """Protocols without a reporter: their own results.md."""
     md = run.path / "results.md"
