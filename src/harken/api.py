@@ -94,20 +94,22 @@ def run(
     return run_experiment(config, Path(out), mode=mode)
 
 
-def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True) -> Path:
     """Write the HTML report of a run folder (figures inline, so it opens offline) and its
     figures as PNG files beside it.
 
     Args:
         run_dir: A run folder written by :func:`run` (or the demo).
         out: The HTML file (default ``RUN_DIR/report.html``; figures in ``RUN_DIR/report/``).
+        maps: Also draw the class-text heatmaps and the t-SNE clip map (loads the run's
+            encoders and reads its features from the feature store).
 
     Returns:
         The HTML file's path.
     """
     from harken.reports.html import write_report
 
-    return write_report(run_dir, out)
+    return write_report(run_dir, out, maps=maps)
 
 
 #: The demo's tasks: ``zsl`` (class-disjoint k-fold and all-classes), ``gzsl`` and ``mc3`` (the

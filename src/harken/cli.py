@@ -61,7 +61,7 @@ def _cmd_demo(args) -> None:
 def _cmd_report(args) -> None:
     from harken import api
 
-    page = api.report(args.run_dir, args.out)
+    page = api.report(args.run_dir, args.out, maps=not args.no_maps)
     print(f"report: {page}")
     print(f"figures: {page.parent / page.stem}/")
 
@@ -593,6 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", help="a run folder (from `harken run` or `harken demo`)")
     p.add_argument("--out", help="the HTML file (default RUN_DIR/report.html)")
+    p.add_argument(
+        "--no-maps",
+        action="store_true",
+        help="skip the class-text heatmaps and the t-SNE clip map (they load the run's encoders)",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

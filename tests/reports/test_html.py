@@ -16,9 +16,10 @@ from harken.metrics.gzsl import gzsl_report
 from harken.reports.html import write_report
 
 
-def _run(csv_path, out, protocol, methods, **options):
+def _run(csv_path, out, protocol, methods, generator="template:harken", **options):
     config = ExperimentConfig(
         dataset=str(csv_path),
+        generator=generator,
         protocol=protocol,
         protocol_options=options,
         methods=methods,
@@ -32,7 +33,8 @@ def _run(csv_path, out, protocol, methods, **options):
 @pytest.fixture(scope="module")
 def kfold_run(k20_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("kfold") / "run"
-    return _run(k20_csv, out, "kfold", ["conse", "bridge"], folds=2, n_test=3, n_dev=2)
+    sources = ["template:harken", "descriptions:kitchen20"]
+    return _run(k20_csv, out, "kfold", ["conse", "bridge"], sources, folds=2, n_test=3, n_dev=2)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,25 @@ def _interval(cell: str) -> tuple[float, float, float, float]:
 def test_kfold_report_has_spread_and_bootstrap_ci_and_figures(kfold_run, tmp_path, check_page):
     page_path = write_report(kfold_run)
     assert page_path == kfold_run / "report.html"
-    page = check_page(page_path, ["per-class-recall", "confusion-conse", "confusion-bridge"])
+    page = check_page(
+        page_path,
+        [
+            "per-class-recall",
+            "confusion-conse",
+            "confusion-bridge",
+            "class-similarity-template-harken",
+            "class-similarity-descriptions-kitchen20",
+            "clip-map",
+        ],
+    )
+    # the interactive map: one point per clip, hover data holds clip id, label, prediction
+    rows = list(csv.DictReader((kfold_run / "predictions.csv").read_text().splitlines()))
+    first = next(r for r in rows if r["method"] == "conse")
+    assert 'id="clip-map"' in page
+    hover = [first["clip_id"], first["label"], first["predicted"]]
+    hover = json.dumps(hover, separators=(",", ":"))
+    assert hover.replace("/", "\\u002f") in page  # plotly escapes "/" in its JSON
+    assert "mean cosine between different classes" in page
     results = json.loads((kfold_run / "results.json").read_text())
     cells = _results_cells(page)
     for name, r in results["methods"].items():
@@ -74,13 +94,16 @@ def test_kfold_report_has_spread_and_bootstrap_ci_and_figures(kfold_run, tmp_pat
         assert low <= mean <= high and high - low > 0
     assert "standard deviation over folds × seeds" in page and "bootstrap over test" in page
     # seeded: a second report has the same intervals
-    again = write_report(kfold_run, tmp_path / "again.html").read_text(encoding="utf-8")
+    again = write_report(kfold_run, tmp_path / "again.html", maps=False).read_text("utf-8")
     assert _results_cells(again) == cells
     assert (tmp_path / "again" / "per-class-recall.png").exists()
 
 
 def test_all_classes_report(all_classes_run, check_page):
-    page = check_page(write_report(all_classes_run), ["per-class-recall", "confusion-bridge"])
+    page = check_page(
+        write_report(all_classes_run, maps=False), ["per-class-recall", "confusion-bridge"]
+    )
+    assert "clip-map" not in page
     assert "bridge" in _results_cells(page)
 
 
@@ -107,7 +130,7 @@ def test_gzsl_run_stores_calibrated_predictions_and_gamma_curves(gzsl_run):
 
 def test_gzsl_report_has_gamma_curves_and_intervals(gzsl_run, check_page):
     page = check_page(
-        write_report(gzsl_run),
+        write_report(gzsl_run, maps=False),
         ["gzsl-gamma-conse", "gzsl-gamma-bridge", "per-class-recall", "confusion-bridge"],
     )
     cells = _results_cells(page)
@@ -119,7 +142,7 @@ def test_gzsl_report_has_gamma_curves_and_intervals(gzsl_run, check_page):
 
 def test_cli_report_and_a_folder_without_results(kfold_run, tmp_path, capsys):
     out = tmp_path / "k.html"
-    assert main(["report", str(kfold_run), "--out", str(out)]) == 0
+    assert main(["report", str(kfold_run), "--out", str(out), "--no-maps"]) == 0
     assert f"report: {out}" in capsys.readouterr().out
     assert out.exists()
     assert main(["report", str(tmp_path / "nothing")]) == 1  # a data error

@@ -176,3 +176,39 @@ def discovery_png(curves: Mapping[str, dict], title: str) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_discovery_curves(curves, Path(tmp) / "curves.png", title)
         return path.read_bytes()
+
+
+def cosine_heatmap(sim: np.ndarray, classes: Sequence[str], title: str = "") -> bytes:
+    """A class × class cosine-similarity heatmap."""
+    from matplotlib.figure import Figure
+
+    size = 2.5 + 0.32 * len(classes)
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(sim, cmap="viridis", vmin=min(0.0, float(sim.min())), vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize="small")
+    ax.set_yticks(range(len(classes)), classes, fontsize="small")
+    fig.colorbar(im, ax=ax, label="cosine similarity")
+    if title:
+        ax.set_title(title)
+    return _png(fig)
+
+
+def scatter_png(xy: np.ndarray, labels: Sequence[str], title: str = "") -> bytes:
+    """A 2-D map of points coloured by label (the static copy of the clip map)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 7), layout="constrained")
+    ax = fig.subplots()
+    classes = sorted(set(labels))
+    cmap = __import__("matplotlib").colormaps["tab20"]
+    labels_arr = np.asarray(labels, dtype=object)
+    for k, c in enumerate(classes):
+        pts = xy[labels_arr == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=cmap(k % 20), label=c)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5), markerscale=1.5)
+    if title:
+        ax.set_title(title)
+    return _png(fig)

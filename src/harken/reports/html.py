@@ -69,16 +69,22 @@ class Run:
 
 Reporter = Callable[[Run], list[Section]]
 REPORTERS: dict[str, Reporter] = {}
+#: Protocols whose runs classify a dataset's clips into its classes: their reports add the
+#: class-text heatmaps and the clip map (:mod:`harken.reports.maps`).
+WITH_MAPS: set[str] = set()
 
 
-def reporter(*protocols: str) -> Callable[[Reporter], Reporter]:
-    """Register the section builder of one or more protocols (the per-protocol hook)."""
+def reporter(*protocols: str, maps: bool = False) -> Callable[[Reporter], Reporter]:
+    """Register the section builder of one or more protocols (the per-protocol hook);
+    ``maps``: also draw the embedding figures (class-text heatmaps, clip map)."""
 
     def decorator(fn: Reporter) -> Reporter:
         for name in protocols:
             if name in REPORTERS:
                 raise ValueError(f"protocol {name!r} has two reporters")
             REPORTERS[name] = fn
+            if maps:
+                WITH_MAPS.add(name)
         return fn
 
     return decorator
@@ -213,7 +219,7 @@ def slug(text: str) -> str:
 # --- protocols ---------------------------------------------------------------------------------
 
 
-@reporter("kfold", "all-classes")
+@reporter("kfold", "all-classes", maps=True)
 def kfold_sections(run: Run) -> list[Section]:
     """Results with spread and bootstrap CIs, per-class recall, confusion matrices."""
     from harken.metrics.bootstrap import bootstrap_ci, unweighted_accuracy, weighted_accuracy
@@ -269,7 +275,7 @@ def _mean_curve(curves: list[dict]) -> dict | None:
     }
 
 
-@reporter("gzsl")
+@reporter("gzsl", maps=True)
 def gzsl_sections(run: Run) -> list[Section]:
     """S/U/HM/ZSL with spread and CIs, γ curves, per-class recall, confusion matrices."""
     from harken.metrics.bootstrap import bootstrap_ci, seen_unseen
@@ -478,10 +484,16 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(path, results, manifest)
 
 
-def sections_for(run: Run) -> list[Section]:
-    """The protocol's sections (its registered reporter, else its results.md)."""
+def sections_for(run: Run, maps: bool = True) -> list[Section]:
+    """The protocol's sections (its registered reporter, else its results.md), then the
+    embedding figures where the protocol has them and ``maps`` is on."""
+    from harken.reports.maps import class_similarity_section, clip_map_section
+
     name = run.results.get("protocol", {}).get("name")
-    return REPORTERS.get(name, generic_sections)(run)
+    sections = REPORTERS.get(name, generic_sections)(run)
+    if maps and name in WITH_MAPS:
+        sections += [class_similarity_section(run), clip_map_section(run)]
+    return sections
 
 
 def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> str:
@@ -517,13 +529,15 @@ def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> s
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True) -> Path:
     """Write the report of the run folder ``run_dir``.
 
     Args:
         run_dir: A run folder (``results.json`` and what its protocol writes).
         out: The HTML file (default ``RUN_DIR/report.html``); its figures go to a folder named
             after it beside it (``report.html`` → ``report/``).
+        maps: Draw the embedding figures (class-text heatmaps, t-SNE clip map); they load
+            the run's text and audio encoders and read the feature store.
 
     Returns:
         The HTML file's path.
@@ -537,6 +551,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise DataError(f"{page}: the report is an HTML file; name it FILE.html")
     figure_dir = page.parent / page.stem
     figure_dir.mkdir(parents=True, exist_ok=True)
-    text = render(run, sections_for(run), figure_dir, page)
+    text = render(run, sections_for(run, maps), figure_dir, page)
     atomic_write_bytes(page, text.encode("utf-8"))
     return page
