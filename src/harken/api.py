@@ -303,6 +303,7 @@ def demo(
     out: str | Path = "runs/demo",
     task: str = "all",
     mode: str = "overwrite",
+    reports: bool = True,
     **overrides,
 ) -> dict:
     """Run the demo experiments of ``task`` into ``out/<experiment>``: ``zsl`` (``kfold``,
@@ -312,6 +313,9 @@ def demo(
     ``mode`` defaults to ``overwrite``: the demo's folders are harken's own output, so a second
     demo replaces them (features and descriptions stay cached: it only re-scores); a folder
     harken did not write is still refused. ``resume`` continues interrupted demo runs.
+
+    With ``reports`` (default) each experiment's folder also gets its HTML report
+    (``out/<experiment>/report.html``, figures in ``report/``, linked from ``results.md``).
     """
     if task != "all" and task not in DEMO_TASKS:
         raise ConfigError(f"demo task must be one of {[*DEMO_TASKS, 'all']}, not {task!r}")
@@ -320,7 +324,12 @@ def demo(
     tasks = DEFAULT_DEMO_TASKS if task == "all" else (task,)
     names = [n for t in tasks for n in DEMO_TASKS[t]]
     configs = demo_configs(data_dir, **overrides)
-    return {name: run_experiment(configs[name], Path(out) / name, mode) for name in names}
+    results = {}
+    for name in names:
+        results[name] = run_experiment(configs[name], Path(out) / name, mode)
+        if reports:
+            report(Path(out) / name)
+    return results
 
 
 def _clips(files: Sequence[str | Path]) -> list[Clip]:

@@ -56,6 +56,9 @@ def _cmd_demo(args) -> None:
         print(f"\n== {api.demo_heading(name, results)} ==")
         print(results_table(results))
         print(f"run folder: {Path(args.out) / name}")
+        page = Path(args.out) / name / "report.html"
+        if page.exists():
+            print(f"report: {page}")
 
 
 def _cmd_report(args) -> None:

@@ -149,3 +149,15 @@ def test_cli_report_and_a_folder_without_results(kfold_run, tmp_path, capsys):
     assert "no results.json" in capsys.readouterr().err
     with pytest.raises(DataError, match="HTML file"):
         write_report(kfold_run, tmp_path / "k.txt")
+
+
+def test_results_md_links_the_figures_once(all_classes_run):
+    write_report(all_classes_run, maps=False)
+    page = write_report(all_classes_run, maps=False)  # a second report replaces the links
+    md = (all_classes_run / "results.md").read_text(encoding="utf-8")
+    assert md.count("## Figures") == 1
+    assert "[report.html](report.html)" in md
+    for link in re.findall(r"\]\((report/[^)]+)\)", md):
+        assert (all_classes_run / link).is_file()
+    assert "(report/confusion-bridge.png)" in md
+    assert "## Figures" not in page.read_text(encoding="utf-8")  # the page shows figures itself

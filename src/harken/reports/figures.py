@@ -106,6 +106,7 @@ def gzsl_gamma_curves(curves: Mapping[str, dict], gamma: float, title: str = "")
         ax.plot(c["gamma"], c["U"], label="U (unseen)")
         ax.plot(c["gamma"], c["HM"], ":", color="k", label="HM")
         ax.axvline(gamma, color="tab:red", linestyle="--", label=f"chosen γ = {gamma:.3g}")
+        ax.set_xlim(0, _changing_range(c, gamma))
         ax.set(xlabel="γ (subtracted from seen-class scores)", title=part)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("per-class accuracy")
@@ -114,6 +115,18 @@ def gzsl_gamma_curves(curves: Mapping[str, dict], gamma: float, title: str = "")
     if title:
         fig.suptitle(title)
     return _png(fig)
+
+
+def _changing_range(curve: Mapping[str, list[float]], gamma: float) -> float:
+    """The γ up to which S or U still change (with a margin), so a fine grid's flat tail does
+    not squeeze the interesting part into a corner."""
+    g = curve["gamma"]
+    last = 0
+    for k in range(1, len(g)):
+        if curve["S"][k] != curve["S"][k - 1] or curve["U"][k] != curve["U"][k - 1]:
+            last = k
+    end = g[min(len(g) - 1, last + max(2, len(g) // 20))]
+    return float(max(end, 1.2 * gamma, g[1] if len(g) > 1 else 1.0))
 
 
 def recall_at_k(curves: Mapping[str, Mapping[int, float]], title: str = "") -> bytes:

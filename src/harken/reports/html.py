@@ -349,7 +349,8 @@ def gzsl_sections(run: Run) -> list[Section]:
 def results_md_section(run: Run, note: str) -> Section:
     """The protocol's own ``results.md`` tables (they carry mean ± spread over seeds)."""
     md = run.path / "results.md"
-    body = markdown_to_html(md.read_text(encoding="utf-8")) if md.exists() else ""
+    text = md.read_text(encoding="utf-8").split(FIGURES_START)[0] if md.exists() else ""
+    body = markdown_to_html(text)
     return Section("Results", (body or "<p>No results.md in this run.</p>") + note)
 
 
@@ -448,9 +449,7 @@ def linear_probe_sections(run: Run) -> list[Section]:
 
 def generic_sections(run: Run) -> list[Section]:
     """Protocols without a reporter: their own results.md."""
-    md = run.path / "results.md"
-    body = markdown_to_html(md.read_text(encoding="utf-8")) if md.exists() else ""
-    return [Section("Results", body or "<p>No results.md in this run.</p>")]
+    return [results_md_section(run, "")]
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -551,6 +550,33 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool 
         raise DataError(f"{page}: the report is an HTML file; name it FILE.html")
     figure_dir = page.parent / page.stem
     figure_dir.mkdir(parents=True, exist_ok=True)
-    text = render(run, sections_for(run, maps), figure_dir, page)
+    sections = sections_for(run, maps)
+    text = render(run, sections, figure_dir, page)
     atomic_write_bytes(page, text.encode("utf-8"))
+    if page.resolve().parent == run.path.resolve() and (run.path / "results.md").exists():
+        link_figures(run.path / "results.md", page, [f for s in sections for f in s.figures])
     return page
+
+
+FIGURES_START = "<!-- harken report: figures -->"
+FIGURES_END = "<!-- end of harken report figures -->"
+
+
+def link_figures(results_md: Path, page: Path, figures: list[Figure]) -> None:
+    """Add (or replace) a "Figures" section at the end of ``results.md`` that links the report
+    and each figure (relative links, so the folder can move)."""
+    text = results_md.read_text(encoding="utf-8")
+    if FIGURES_START in text:
+        text = text[: text.index(FIGURES_START)].rstrip("\n") + "\n"
+    folder = page.stem
+    lines = [
+        FIGURES_START,
+        "## Figures",
+        "",
+        f"Report: [{page.name}]({page.name}) (opens offline).",
+        "",
+        *(f"- [{f.caption}]({folder}/{f.name}.png)" for f in figures),
+        FIGURES_END,
+        "",
+    ]
+    atomic_write_bytes(results_md, (text + "\n" + "\n".join(lines)).encode("utf-8"))
