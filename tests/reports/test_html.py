@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import urllib.parse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,9 +83,14 @@ def test_kfold_report_has_spread_and_bootstrap_ci_and_figures(kfold_run, tmp_pat
     rows = list(csv.DictReader((kfold_run / "predictions.csv").read_text().splitlines()))
     first = next(r for r in rows if r["method"] == "conse")
     assert 'id="clip-map"' in page
-    hover = [first["clip_id"], first["label"], first["predicted"]]
-    hover = json.dumps(hover, separators=(",", ":"))
-    assert hover.replace("/", "\\u002f") in page  # plotly escapes "/" in its JSON
+    # plotly escapes "/" in its JSON; the 4th field links the clip's audio for the player
+    hover = json.dumps([first["clip_id"], first["label"], first["predicted"]])
+    hover = hover[:-1].replace(", ", ",").replace("/", "\\u002f") + ","
+    at = page.index(hover) + len(hover)
+    link = json.loads(page[at : page.index("]", at)].replace("\\u002f", "/"))
+    target = (page_path.parent / urllib.parse.unquote(link)).resolve()
+    assert target == Path(first["clip_id"]).resolve()
+    assert 'id="clip-audio"' in page and "plotly_click" in page
     assert "mean cosine between different classes" in page
     results = json.loads((kfold_run / "results.json").read_text())
     cells = _results_cells(page)

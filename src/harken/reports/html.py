@@ -58,6 +58,8 @@ class Run:
     path: Path
     results: dict
     manifest: dict
+    #: The folder of the page being written (links to audio files are relative to it).
+    page_dir: Path | None = None
 
     def rows(self, name: str) -> list[dict]:
         """The rows of a CSV in the run folder (empty when the file is missing)."""
@@ -550,6 +552,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool 
         raise DataError(f"{page}: the report is an HTML file; name it FILE.html")
     figure_dir = page.parent / page.stem
     figure_dir.mkdir(parents=True, exist_ok=True)
+    run.page_dir = page.parent
     sections = sections_for(run, maps)
     text = render(run, sections, figure_dir, page)
     atomic_write_bytes(page, text.encode("utf-8"))

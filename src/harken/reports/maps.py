@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import os
+import urllib.parse
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -113,8 +115,23 @@ class _NoFolder:
         return contextlib.nullcontext()
 
 
-def clip_embeddings(run: Run) -> tuple[str, list[str], list[str], np.ndarray]:
-    """``(feature name, clip ids, labels, [N, D] embeddings)`` from the feature store."""
+def audio_link(clip, page_dir) -> str:
+    """A link to the clip's audio relative to the page (with a ``#t=start,end`` media fragment
+    for a span of a longer file), or ``""`` when the file is not there."""
+    path = clip.audio_path
+    if page_dir is None or not path or not os.path.isfile(path):
+        return ""
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(page_dir))
+    link = urllib.parse.quote(rel.replace(os.sep, "/"))
+    if clip.start is not None:
+        end = f",{clip.end:g}" if clip.end is not None else ""
+        link += f"#t={clip.start:g}{end}"
+    return link
+
+
+def clip_embeddings(run: Run) -> tuple[str, list[str], list[str], np.ndarray, list[str]]:
+    """``(feature name, clip ids, labels, [N, D] embeddings, audio links)`` from the feature
+    store (links relative to ``run.page_dir``; ``""`` where the audio is not reachable)."""
     from harken.experiment import Experiment
 
     config = run_config(run)
@@ -125,7 +142,8 @@ def clip_embeddings(run: Run) -> tuple[str, list[str], list[str], np.ndarray]:
     manifest = exp.load_data()
     manifest, arrays = exp.features(manifest, {features[0]})
     ids = [clip.clip_id for clip in manifest]
-    return features[0], ids, list(manifest.labels(config.target)), arrays[features[0]]
+    links = [audio_link(clip, run.page_dir) for clip in manifest]
+    return features[0], ids, list(manifest.labels(config.target)), arrays[features[0]], links
 
 
 def first_predictions(run: Run) -> dict[str, str]:
@@ -149,7 +167,7 @@ def clip_map_section(run: Run) -> Section:
 
     title = "Clip map (t-SNE)"
     try:
-        feature, ids, labels, emb = clip_embeddings(run)
+        feature, ids, labels, emb, links = clip_embeddings(run)
     except (HarkenError, OSError, KeyError) as e:
         return Section(title, f"<p class='note'>Not drawn: {esc(e)}</p>")
     if len(ids) < 5:
@@ -165,14 +183,37 @@ def clip_map_section(run: Run) -> Section:
     body = (
         f"<p>Each point is a clip ({esc(feature)} embedding, t-SNE with perplexity "
         f"{perplexity:.0f}, seed 0), coloured by its class. Hover for the clip id, its label and "
-        f"{esc(method)}'s prediction (first seed; '–': not a test clip there).</p>"
-        + interactive_map(xy, ids, labels, preds)
+        f"{esc(method)}'s prediction (first seed; '–': not a test clip there); click a point "
+        "to play the clip (when its audio file is reachable from the page).</p>"
+        + interactive_map(xy, ids, labels, preds, links)
     )
     return Section(title, body, [Figure("clip-map", f"{feature} clip map (static copy)", png)])
 
 
-def interactive_map(xy: np.ndarray, ids: list[str], labels: list[str], preds: list[str]) -> str:
-    """A plotly scatter as an HTML fragment with plotly.js inlined (no CDN)."""
+PLAYER = """
+<p><audio id="clip-audio" controls preload="none"></audio> <span id="clip-playing"></span></p>
+<script>
+window.addEventListener("load", function () {
+  var map = document.getElementById("clip-map");
+  var audio = document.getElementById("clip-audio");
+  var label = document.getElementById("clip-playing");
+  map.on("plotly_click", function (event) {
+    var d = event.points[0].customdata;
+    if (!d[3]) { label.textContent = d[0] + ": audio not reachable from this page"; return; }
+    audio.src = d[3];
+    label.textContent = d[0] + " (" + d[1] + ")";
+    audio.play();
+  });
+});
+</script>
+"""
+
+
+def interactive_map(
+    xy: np.ndarray, ids: list[str], labels: list[str], preds: list[str], links: list[str]
+) -> str:
+    """A plotly scatter as an HTML fragment with plotly.js inlined (no CDN), and a player that
+    plays the clicked clip's audio (``links``: relative links, ``""`` where unreachable)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -185,7 +226,7 @@ def interactive_map(xy: np.ndarray, ids: list[str], labels: list[str], preds: li
                 mode="markers",
                 name=c,
                 marker={"size": 6},
-                customdata=[[ids[i], labels[i], preds[i]] for i in idx],
+                customdata=[[ids[i], labels[i], preds[i], links[i]] for i in idx],
                 hovertemplate="%{customdata[0]}<br>label: %{customdata[1]}<br>"
                 "predicted: %{customdata[2]}<extra></extra>",
             )
@@ -193,9 +234,10 @@ def interactive_map(xy: np.ndarray, ids: list[str], labels: list[str], preds: li
     fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    return fig.to_html(
+    plot = fig.to_html(
         full_html=False,
         include_plotlyjs=True,
         div_id="clip-map",
         config={"displaylogo": False},
     )
+    return plot + PLAYER
