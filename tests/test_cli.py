@@ -710,7 +710,11 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     assert main(argv) == 0
     assert json.loads((out / "kfold" / "results.json").read_text()) == first
     assert main([*argv, "--resume"]) == 0
-    assert "run folder:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "run folder:" in printed
+    # each demo run gets its report, linked from its results.md
+    assert f"report: {out / 'kfold' / 'report.html'}" in printed
+    assert "[report.html](report.html)" in (out / "kfold" / "results.md").read_text()
     # a folder harken did not write is never cleared, not even by the demo
     for f in (out / "kfold").iterdir():
         if f.is_dir():

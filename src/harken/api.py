@@ -73,6 +73,7 @@ __all__ = [
     "embed_text",
     "index",
     "predict",
+    "report",
     "run",
     "search",
 ]
@@ -91,6 +92,24 @@ def run(
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_toml(Path(config), **overrides)
     return run_experiment(config, Path(out), mode=mode)
+
+
+def report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True) -> Path:
+    """Write the HTML report of a run folder (figures inline, so it opens offline) and its
+    figures as PNG files beside it.
+
+    Args:
+        run_dir: A run folder written by :func:`run` (or the demo).
+        out: The HTML file (default ``RUN_DIR/report.html``; figures in ``RUN_DIR/report/``).
+        maps: Also draw the class-text heatmaps and the t-SNE clip map (loads the run's
+            encoders and reads its features from the feature store).
+
+    Returns:
+        The HTML file's path.
+    """
+    from harken.reports.html import write_report
+
+    return write_report(run_dir, out, maps=maps)
 
 
 #: The demo's tasks: ``zsl`` (class-disjoint k-fold and all-classes), ``gzsl`` and ``mc3`` (the
@@ -284,6 +303,7 @@ def demo(
     out: str | Path = "runs/demo",
     task: str = "all",
     mode: str = "overwrite",
+    reports: bool = True,
     **overrides,
 ) -> dict:
     """Run the demo experiments of ``task`` into ``out/<experiment>``: ``zsl`` (``kfold``,
@@ -293,6 +313,9 @@ def demo(
     ``mode`` defaults to ``overwrite``: the demo's folders are harken's own output, so a second
     demo replaces them (features and descriptions stay cached: it only re-scores); a folder
     harken did not write is still refused. ``resume`` continues interrupted demo runs.
+
+    With ``reports`` (default) each experiment's folder also gets its HTML report
+    (``out/<experiment>/report.html``, figures in ``report/``, linked from ``results.md``).
     """
     if task != "all" and task not in DEMO_TASKS:
         raise ConfigError(f"demo task must be one of {[*DEMO_TASKS, 'all']}, not {task!r}")
@@ -301,7 +324,12 @@ def demo(
     tasks = DEFAULT_DEMO_TASKS if task == "all" else (task,)
     names = [n for t in tasks for n in DEMO_TASKS[t]]
     configs = demo_configs(data_dir, **overrides)
-    return {name: run_experiment(configs[name], Path(out) / name, mode) for name in names}
+    results = {}
+    for name in names:
+        results[name] = run_experiment(configs[name], Path(out) / name, mode)
+        if reports:
+            report(Path(out) / name)
+    return results
 
 
 def _clips(files: Sequence[str | Path]) -> list[Clip]:

@@ -56,6 +56,17 @@ def _cmd_demo(args) -> None:
         print(f"\n== {api.demo_heading(name, results)} ==")
         print(results_table(results))
         print(f"run folder: {Path(args.out) / name}")
+        page = Path(args.out) / name / "report.html"
+        if page.exists():
+            print(f"report: {page}")
+
+
+def _cmd_report(args) -> None:
+    from harken import api
+
+    page = api.report(args.run_dir, args.out, maps=not args.no_maps)
+    print(f"report: {page}")
+    print(f"figures: {page.parent / page.stem}/")
 
 
 def _cmd_gzsl_features(args) -> None:
@@ -624,6 +635,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_flag(p)
     _add_device_flag(p)
     p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser(
+        "report",
+        help="write an HTML report (tables, figures) of a run folder",
+        description="Write one self-contained HTML page for a run folder — results with "
+        "spread over folds/seeds and bootstrap CIs over clips, per-class recall, confusion "
+        "matrices, the protocol's own figures — and the figures as PNG files beside it.",
+    )
+    p.add_argument("run_dir", help="a run folder (from `harken run` or `harken demo`)")
+    p.add_argument("--out", help="the HTML file (default RUN_DIR/report.html)")
+    p.add_argument(
+        "--no-maps",
+        action="store_true",
+        help="skip the class-text heatmaps and the t-SNE clip map (they load the run's encoders)",
+    )
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
         "search",

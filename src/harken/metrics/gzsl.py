@@ -115,3 +115,38 @@ def select_calibration(
         if hm > best[1] + 1e-12:
             best = (float(gamma), hm)
     return best
+
+
+def calibration_curve(
+    scores: np.ndarray,
+    labels: Sequence[str],
+    class_names: Sequence[str],
+    seen_classes: Sequence[str],
+    grid: Sequence[float] = DEFAULT_GRID,
+) -> dict[str, list[float]]:
+    """S, U and HM at every ``γ`` of ``grid``: ``{"gamma", "S", "U", "HM"}`` (lists).
+
+    The trade-off calibrated stacking makes (Chao et al. 2016, Fig. 2): raising ``γ`` moves
+    clips from seen to unseen classes, so S falls and U rises. Per-class recalls as in
+    :func:`gzsl_report`, over the classes that have clips.
+    """
+    names = list(class_names)
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({y for y in labels if y not in index})
+    if unknown:
+        raise ValueError(f"labels {unknown[:5]} are not among the class names")
+    y = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+    seen = np.isin(names, list(seen_classes))
+    counts = np.bincount(y, minlength=len(names))
+    seen_cols, unseen_cols = seen & (counts > 0), ~seen & (counts > 0)
+    scores = np.asarray(scores, dtype=np.float64)
+    out: dict[str, list[float]] = {"gamma": [float(g) for g in grid], "S": [], "U": [], "HM": []}
+    for gamma in grid:
+        pred = np.argmax(scores - gamma * seen, axis=1)
+        recall = np.bincount(y, weights=(pred == y), minlength=len(names)) / np.maximum(counts, 1)
+        s = float(recall[seen_cols].mean()) if seen_cols.any() else 0.0
+        u = float(recall[unseen_cols].mean()) if unseen_cols.any() else 0.0
+        out["S"].append(s)
+        out["U"].append(u)
+        out["HM"].append(harmonic_mean(s, u))
+    return out

@@ -31,7 +31,13 @@ from harken.knowledge.cache import CachedGenerator
 from harken.knowledge.classes import class_knowledge, class_texts, export_descriptions
 from harken.methods.base import Batch, Classes, Method
 from harken.metrics.classification import mean_std
-from harken.metrics.gzsl import DEFAULT_GRID, gzsl_report, select_calibration
+from harken.metrics.gzsl import (
+    DEFAULT_GRID,
+    calibrated_stacking,
+    calibration_curve,
+    gzsl_report,
+    select_calibration,
+)
 from harken.protocols.base import PROTOCOLS, Protocol, at_least
 from harken.protocols.common import chosen_configs, compact
 from harken.protocols.gzsl_splits import (
@@ -78,6 +84,8 @@ class StageOneChoice:
     fit_log: dict
     #: The method's settings after the stage-1 fit (what it chose, e.g. bridge's ``(T, δ, γ)``).
     config: dict | None = None
+    #: S, U, HM on the validation clips at every ``γ`` of the grid (for the report's figure).
+    curve: dict | None = None
 
 
 def calibration_grid(method: Method, default: Sequence[float] | None) -> tuple[float, ...]:
@@ -108,7 +116,8 @@ def stage_one(
     scores = method.score(val, val_classes)
     gamma, _ = select_calibration(scores, val.labels, candidates, seen, grid)
     val_report = gzsl_report(scores, val.labels, candidates, seen, gamma)
-    return StageOneChoice(gamma, val_report, log, method.config())
+    curve = calibration_curve(scores, val.labels, candidates, seen, grid)
+    return StageOneChoice(gamma, val_report, log, method.config(), curve)
 
 
 def stage_two(
@@ -168,13 +177,24 @@ def run_split(
     report, scores, names, log2 = stage_two(
         make_method(), choice, part("stage_2_train"), test, classes, split, seed
     )
-    pred = [names[i] for i in np.argmax(scores, axis=1)]
+    # the predictions the reported S and U count: seen-class scores lowered by the chosen γ
+    calibrated = calibrated_stacking(scores, np.isin(names, list(split.seen_2)), choice.gamma)
+    pred = [names[i] for i in np.argmax(calibrated, axis=1)]
+    grid_used = choice.curve["gamma"] if choice.curve else calibration_grid(None, grid)
+    test_curve = calibration_curve(scores, test.labels, names, list(split.seen_2), grid_used)
     return {
         "split": split.name,
         "seed": seed,
         **report,
         "calibration": {"value": choice.gamma, "chosen_on": CHOSEN_ON},
         "validation": choice.val,
+        # S / U / HM at every γ of the grid, on validation (where γ was chosen) and on test
+        # (shown, never used to choose)
+        "calibration_curve": {
+            "gamma": test_curve["gamma"],
+            "validation": {k: choice.curve[k] for k in ("S", "U", "HM")} if choice.curve else None,
+            "test": {k: test_curve[k] for k in ("S", "U", "HM")},
+        },
         "stage_1": compact(choice.fit_log),
         "stage_2": compact(log2),
         "config": choice.config,

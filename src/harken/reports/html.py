@@ -1,0 +1,585 @@
+"""``harken report RUN_DIR``: one self-contained HTML page per run folder, figures beside it.
+
+The page opens offline: styles are inline, every figure is a PNG inlined as a ``data:`` URI
+(and also written to a folder next to the page, e.g. ``report.html`` → ``report/``), and no
+script or stylesheet is fetched from anywhere. What the page holds depends on the run's
+protocol (``results["protocol"]["name"]``): each protocol's sections come from a function
+registered with :func:`reporter`; protocols without one get their ``results.md`` tables.
+
+Uncertainty is labelled by kind: **spread** is the standard deviation over the run's folds ×
+seeds (or GZSL splits × seeds), as in ``results.md``; **95% CI** is a percentile bootstrap over
+the test clips (:func:`harken.metrics.bootstrap.bootstrap_ci`, 1,000 resamples, seed 0).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from harken.errors import DataError
+from harken.store.atomic import atomic_write_bytes
+
+#: Bootstrap settings of every report (stated on the page).
+RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass
+class Figure:
+    """One figure: a PNG (written beside the page and inlined) and its caption."""
+
+    name: str
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Section:
+    """A titled part of the page: HTML text and figures."""
+
+    title: str
+    body: str = ""
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """What a reporter reads: the folder, ``results.json`` and the manifest (if any)."""
+
+    path: Path
+    results: dict
+    manifest: dict
+    #: The folder of the page being written (links to audio files are relative to it).
+    page_dir: Path | None = None
+
+    def rows(self, name: str) -> list[dict]:
+        """The rows of a CSV in the run folder (empty when the file is missing)."""
+        f = self.path / name
+        if not f.exists():
+            return []
+        return list(csv.DictReader(f.read_text(encoding="utf-8").splitlines()))
+
+
+Reporter = Callable[[Run], list[Section]]
+REPORTERS: dict[str, Reporter] = {}
+#: Protocols whose runs classify a dataset's clips into its classes: their reports add the
+#: class-text heatmaps and the clip map (:mod:`harken.reports.maps`).
+WITH_MAPS: set[str] = set()
+
+
+def reporter(*protocols: str, maps: bool = False) -> Callable[[Reporter], Reporter]:
+    """Register the section builder of one or more protocols (the per-protocol hook);
+    ``maps``: also draw the embedding figures (class-text heatmaps, clip map)."""
+
+    def decorator(fn: Reporter) -> Reporter:
+        for name in protocols:
+            if name in REPORTERS:
+                raise ValueError(f"protocol {name!r} has two reporters")
+            REPORTERS[name] = fn
+            if maps:
+                WITH_MAPS.add(name)
+        return fn
+
+    return decorator
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+
+def esc(text) -> str:
+    return html.escape(str(text))
+
+
+def table(header: list[str], rows: list[list[str]], note: str = "") -> str:
+    """An HTML table (cells are escaped)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    caption = f"<p class='note'>{esc(note)}</p>" if note else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}"
+
+
+def markdown_to_html(text: str) -> str:
+    """The subset of Markdown that ``results.md`` files use: ``#`` titles, pipe tables and
+    paragraphs (everything escaped)."""
+    out: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush() -> None:
+        if rows:
+            header, *body = rows
+            body = [r for r in body if not all(set(c) <= set("-: ") for c in r)]
+            out.append(table(header, body))
+            rows.clear()
+
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|"):
+            rows.append([c.strip() for c in s.strip("|").split("|")])
+            continue
+        flush()
+        if s.startswith("#"):
+            level = min(len(s) - len(s.lstrip("#")) + 1, 4)
+            out.append(f"<h{level}>{esc(s.lstrip('#').strip())}</h{level}>")
+        elif s:
+            out.append(f"<p>{esc(s)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def ci_cell(mean: float, std: float | None, ci: dict | None) -> str:
+    """``mean ± spread [low, high]``."""
+    text = f"{mean:.3f}"
+    if std is not None:
+        text += f" ± {std:.3f}"
+    if ci is not None:
+        text += f"  [{ci['low']:.3f}, {ci['high']:.3f}]"
+    return text
+
+
+def consistent(ci: dict, method: dict, tolerance: float = 1e-6) -> dict:
+    """The CIs whose point value (recomputed from predictions.csv) matches the run's own mean;
+    a mismatch means the stored predictions are not the ones the score counted (an older run
+    format), so no interval is shown for that metric rather than a misleading one."""
+    return {k: v for k, v in ci.items() if abs(v["value"] - method[k]["mean"]) <= tolerance}
+
+
+def encode_rows(rows: list[dict], classes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the rows' ``label`` and ``predicted`` (``classes`` grows as needed)."""
+    labels = [r["label"] for r in rows]
+    predicted = [r["predicted"] for r in rows]
+    for c in (*labels, *predicted):
+        classes.setdefault(c, len(classes))
+    return (
+        np.array([classes[c] for c in labels], dtype=np.int64),
+        np.array([classes[c] for c in predicted], dtype=np.int64),
+    )
+
+
+def grouped_predictions(run: Run, unit_column: str) -> dict[str, dict[tuple, list[dict]]]:
+    """``predictions.csv`` as ``{method: {(unit, seed): rows}}``."""
+    out: dict[str, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in run.rows("predictions.csv"):
+        out[r["method"]][(r[unit_column], r["seed"])].append(r)
+    return out
+
+
+def per_class_recall(rows: list[dict]) -> dict[str, float]:
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        h = hits[r["label"]]
+        h[0] += r["label"] == r["predicted"]
+        h[1] += 1
+    return {c: h / n for c, (h, n) in hits.items()}
+
+
+def confusion_section(by_method: dict[str, dict[tuple, list[dict]]], what: str) -> Section:
+    from harken.reports.figures import confusion_matrix_png
+
+    figures = []
+    for name, units in by_method.items():
+        rows = [r for unit in units.values() for r in unit]
+        png, _, _ = confusion_matrix_png(
+            [r["label"] for r in rows], [r["predicted"] for r in rows], title=name
+        )
+        figures.append(Figure(f"confusion-{slug(name)}", f"{name}: confusion over {what}", png))
+    return Section(
+        "Confusion matrices",
+        "<p>Rows: true class; columns: predicted class; colour: share of the row's clips, "
+        f"numbers: clip counts, pooled over {esc(what)}.</p>",
+        figures,
+    )
+
+
+def recall_section(by_method: dict[str, dict[tuple, list[dict]]], what: str) -> Section:
+    from harken.reports.figures import recall_bars
+
+    recalls = {
+        name: per_class_recall([r for unit in units.values() for r in unit])
+        for name, units in by_method.items()
+    }
+    png = recall_bars(recalls, title="per-class recall")
+    return Section(
+        "Per-class recall",
+        f"<p>Recall of each class on its test clips, pooled over {esc(what)}.</p>",
+        [Figure("per-class-recall", "per-class recall", png)],
+    )
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "x"
+
+
+# --- protocols ---------------------------------------------------------------------------------
+
+
+@reporter("kfold", "all-classes", maps=True)
+def kfold_sections(run: Run) -> list[Section]:
+    """Results with spread and bootstrap CIs, per-class recall, confusion matrices."""
+    from harken.metrics.bootstrap import bootstrap_ci, unweighted_accuracy, weighted_accuracy
+
+    r = run.results
+    by_method = grouped_predictions(run, "fold")
+    rows = [["chance", *(f"{r['chance'][m]:.3f}" for m in ("UA", "WA", "UP"))]]
+    for name, m in r["methods"].items():
+        units = by_method.get(name, {})
+        ci: dict = {}
+        if units:
+            classes: dict[str, int] = {}
+            metrics = {"UA": unweighted_accuracy, "WA": weighted_accuracy}
+            data = [(*encode_rows(u, classes), metrics) for u in units.values()]
+            ci = consistent(bootstrap_ci(data, n=RESAMPLES, seed=BOOTSTRAP_SEED), m)
+        rows.append(
+            [name]
+            + [ci_cell(m[k]["mean"], m[k]["std"], ci.get(k)) for k in ("UA", "WA")]
+            + [ci_cell(m["UP"]["mean"], m["UP"]["std"], None)]
+        )
+    n_units = {n: len(m["folds"]) for n, m in r["methods"].items()}
+    note = (
+        "mean ± spread (standard deviation over folds × seeds) [95% CI: bootstrap over test "
+        f"clips, {RESAMPLES} resamples, seed {BOOTSTRAP_SEED}, clips resampled within each fold "
+        "× seed]. UP has no CI. Folds × seeds: "
+        + ", ".join(f"{n}: {k}" for n, k in n_units.items())
+    )
+    sections = [Section("Results", table(["method", "UA", "WA", "UP"], rows, note))]
+    if by_method:
+        what = "all folds × seeds"
+        sections += [recall_section(by_method, what), confusion_section(by_method, what)]
+    else:
+        sections.append(Section("Predictions", "<p>This run has no predictions.csv.</p>"))
+    return sections
+
+
+def _gzsl_seen(run: Run) -> dict[str, list[str]]:
+    """Split name → its stage-2 seen classes, from ``splits/gzsl*.json``."""
+    out = {}
+    for f in sorted((run.path / "splits").glob("gzsl*.json")):
+        split = json.loads(f.read_text(encoding="utf-8"))
+        out[split["name"]] = list(split["classes"]["stage_2_train"])
+    return out
+
+
+def _mean_curve(curves: list[dict]) -> dict | None:
+    curves = [c for c in curves if c]
+    if not curves or any(c["gamma"] != curves[0]["gamma"] for c in curves):
+        return curves[0] if curves else None
+    return {
+        "gamma": curves[0]["gamma"],
+        **{k: np.mean([c[k] for c in curves], axis=0).tolist() for k in ("S", "U", "HM")},
+    }
+
+
+@reporter("gzsl", maps=True)
+def gzsl_sections(run: Run) -> list[Section]:
+    """S/U/HM/ZSL with spread and CIs, γ curves, per-class recall, confusion matrices."""
+    from harken.metrics.bootstrap import bootstrap_ci, seen_unseen
+    from harken.reports.figures import gzsl_gamma_curves
+
+    r = run.results
+    by_method = grouped_predictions(run, "split")
+    seen = _gzsl_seen(run)
+    rows = [["chance", *(f"{r['chance'][m]:.3f}" for m in ("S", "U", "HM", "ZSL")), "–"]]
+    gamma_figures, missing_curves = [], []
+    for name, m in r["methods"].items():
+        units = by_method.get(name, {})
+        ci: dict = {}
+        curves_stored = all(row.get("calibration_curve") for row in m.get("runs", []))
+        # runs from before calibration curves were stored also wrote uncalibrated predictions
+        if units and curves_stored and all(split in seen for split, _ in units):
+            classes: dict[str, int] = {}
+            data = []
+            for (split, _), u in units.items():
+                y, p = encode_rows(u, classes)
+                codes = [classes.setdefault(c, len(classes)) for c in seen[split]]
+                data.append((y, p, seen_unseen(codes)))
+            ci = consistent(bootstrap_ci(data, n=RESAMPLES, seed=BOOTSTRAP_SEED), m)
+        rows.append(
+            [name]
+            + [ci_cell(m[k]["mean"], m[k]["std"], ci.get(k)) for k in ("S", "U", "HM")]
+            + [ci_cell(m["ZSL"]["mean"], m["ZSL"]["std"], None), f"{m['calibration']['value']:.3g}"]
+        )
+        stored = [row.get("calibration_curve") for row in m.get("runs", [])]
+        if all(stored) and stored:
+            curves = {
+                part: _mean_curve([{"gamma": c["gamma"], **c[part]} for c in stored if c[part]])
+                for part in ("validation", "test")
+            }
+            png = gzsl_gamma_curves(curves, m["calibration"]["value"], title=name)
+            gamma_figures.append(
+                Figure(f"gzsl-gamma-{slug(name)}", f"{name}: S and U against γ", png)
+            )
+        else:
+            missing_curves.append(name)
+    note = (
+        "mean ± spread (standard deviation over splits × seeds) [95% CI: bootstrap over test "
+        f"clips, {RESAMPLES} resamples, seed {BOOTSTRAP_SEED}, within each split × seed; from "
+        "predictions.csv, which holds the predictions at the chosen γ]. ZSL has no CI "
+        "(predictions.csv holds the GZSL predictions only). Runs written before harken "
+        "stored γ curves have no CI (their predictions.csv is uncalibrated)."
+    )
+    sections = [
+        Section("Results", table(["method", "S", "U", "HM", "ZSL", "γ (median)"], rows, note))
+    ]
+    text = (
+        "<p>Calibrated stacking subtracts γ from every seen-class score: S falls and U rises "
+        "as γ grows. γ is chosen by validation HM (left); the test curves (right) are shown, "
+        "never used to choose. Curves are means over splits × seeds; the dashed line is the "
+        "median chosen γ.</p>"
+    )
+    if missing_curves:
+        text += (
+            "<p class='note'>No stored γ curves for "
+            + esc(", ".join(missing_curves))
+            + ": this run predates them (each unit's <code>calibration_curve</code>); rerun it "
+            "with this harken version to see them.</p>"
+        )
+    sections.append(Section("Seen and unseen accuracy against γ", text, gamma_figures))
+    if by_method:
+        what = "all splits × seeds (predictions at the chosen γ)"
+        sections += [recall_section(by_method, what), confusion_section(by_method, what)]
+    return sections
+
+
+def results_md_section(run: Run, note: str) -> Section:
+    """The protocol's own ``results.md`` tables (they carry mean ± spread over seeds)."""
+    md = run.path / "results.md"
+    text = md.read_text(encoding="utf-8").split(FIGURES_START)[0] if md.exists() else ""
+    body = markdown_to_html(text)
+    return Section("Results", (body or "<p>No results.md in this run.</p>") + note)
+
+
+@reporter("discovery")
+def discovery_sections(run: Run) -> list[Section]:
+    """ROC and PR curves per modality pair (first seed of each method, from ``curves/``)."""
+    from harken.reports.figures import discovery_png
+
+    note = (
+        "<p class='note'>± is the spread (standard deviation) over training seeds. No bootstrap "
+        "CI: discovery runs store curves, not per-clip scores.</p>"
+    )
+    sections = [results_md_section(run, note)]
+    first: dict[str, dict] = {}
+    for f in sorted((run.path / "curves").glob("*-seed*.json")):
+        method, _, seed_text = f.stem.rpartition("-seed")
+        seed = int(seed_text) if seed_text.isdigit() else 0
+        if method in run.results.get("methods", {}) and (
+            method not in first or seed < first[method][0]
+        ):
+            first[method] = (seed, json.loads(f.read_text(encoding="utf-8")))
+    figures = []
+    pairs = sorted({p for _, c in first.values() for p in c})
+    for pair in pairs:
+        curves = {m: c[pair] for m, (_, c) in first.items() if pair in c}
+        title = f"{pair}: " + ("audio–video" if pair == "AV" else "audio–language") + " discovery"
+        figures.append(Figure(f"discovery-{pair}", title, discovery_png(curves, title)))
+    text = (
+        "<p>ROC and precision–recall of telling sounding from silent actions, each method's "
+        "first seed; the dashed lines are the random baseline.</p>"
+        if figures
+        else "<p>This run has no curves/ folder.</p>"
+    )
+    sections.append(Section("ROC and precision–recall curves", text, figures))
+    return sections
+
+
+RETRIEVAL_KS = (1, 5, 10)
+
+
+def recall_at_k_section(lines: dict[str, dict[int, float]], text: str) -> Section:
+    from harken.reports.figures import recall_at_k
+
+    png = recall_at_k(lines, title="recall at k")
+    figure = Figure("recall-at-k", "R@k per method and direction", png)
+    return Section("Recall at k", text, [figure])
+
+
+@reporter("retrieval")
+def retrieval_sections(run: Run) -> list[Section]:
+    """Tables and R@k (k = 1, 5, 10: what the run stores) per method and direction."""
+    r = run.results
+    note = "<p class='note'>± is the spread (standard deviation) over training seeds.</p>"
+    lines: dict[str, dict[int, float]] = {}
+    for name, m in r["methods"].items():
+        for direction, metrics in m.get("directions", {}).items():
+            label = f"{name}, {direction.replace('_', ' ')}"
+            lines[label] = {k: metrics[f"R@{k}"]["mean"] for k in RETRIEVAL_KS}
+    for kind, chance in r.get("chance", {}).items():
+        lines[f"random ({kind.replace('_', ' ')})"] = {k: chance[f"R@{k}"] for k in RETRIEVAL_KS}
+    text = (
+        "<p>Recall at k = 1, 5, 10 (means over seeds), the random baselines included. The run "
+        "stores these three points; a finer curve needs each query's rank stored.</p>"
+    )
+    return [results_md_section(run, note), recall_at_k_section(lines, text)]
+
+
+@reporter("linear-probe")
+def linear_probe_sections(run: Run) -> list[Section]:
+    """The probe table and validation top-1 against C per representation."""
+    from harken.reports.figures import validation_grid
+
+    note = (
+        "<p class='note'>± is the spread over training seeds of the heads (frozen encoders "
+        "have one run).</p>"
+    )
+    curves = {}
+    for name, m in run.results["methods"].items():
+        runs = m.get("runs") or []
+        grid = runs[0].get("validation", {}).get("grid") if runs else None
+        if grid:
+            chosen = runs[0]["validation"]["C"]
+            curves[name] = ([g["C"] for g in grid], [g["top1"] for g in grid], chosen)
+    sections = [results_md_section(run, note)]
+    if curves:
+        png = validation_grid(curves)
+        sections.append(
+            Section(
+                "Choosing C",
+                "<p>Validation top-1 at each C of the grid (first seed); ★ marks the chosen C.</p>",
+                [Figure("probe-validation", "validation top-1 against C", png)],
+            )
+        )
+    return sections
+
+
+def generic_sections(run: Run) -> list[Section]:
+    """Protocols without a reporter: their own results.md."""
+    return [results_md_section(run, "")]
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}
+th{background:#f3f3f3} .note{color:#555;font-size:13px} figure{margin:1em 0}
+figure img{max-width:100%} figcaption{color:#555;font-size:13px} code{background:#f3f3f3}
+"""
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """The run folder ``run_dir`` (its ``results.json`` and ``manifest.json``)."""
+    path = Path(run_dir)
+    results_file = path / "results.json"
+    if not results_file.is_file():
+        raise DataError(
+            f"{path}: no results.json, so this is not a finished harken run folder; pass the "
+            "folder a `harken run` wrote"
+        )
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{results_file}: not valid JSON ({e}); rerun the experiment") from e
+    manifest_file = path / "manifest.json"
+    manifest = (
+        json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.exists() else {}
+    )
+    return Run(path, results, manifest)
+
+
+def sections_for(run: Run, maps: bool = True) -> list[Section]:
+    """The protocol's sections (its registered reporter, else its results.md), then the
+    embedding figures where the protocol has them and ``maps`` is on."""
+    from harken.reports.maps import class_similarity_section, clip_map_section
+
+    name = run.results.get("protocol", {}).get("name")
+    sections = REPORTERS.get(name, generic_sections)(run)
+    if maps and name in WITH_MAPS:
+        sections += [class_similarity_section(run), clip_map_section(run)]
+    return sections
+
+
+def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> str:
+    """The HTML page; writes each figure's PNG into ``figure_dir``."""
+    r = run.results
+    title = f"{r.get('dataset', '?')} — {r.get('target', '?')} — {r['protocol']['name']}"
+    meta = [
+        ["run folder", str(run.path)],
+        ["protocol", r["protocol"]["name"]],
+        ["encoders", json.dumps(r.get("encoders", {}))],
+        ["harken commit", str(run.manifest.get("git_commit") or run.manifest.get("source", "?"))],
+        ["report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")],
+    ]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        table(["", ""], meta),
+    ]
+    for s in sections:
+        parts.append(f"<section><h2>{esc(s.title)}</h2>{s.body}")
+        for fig in s.figures:
+            png_path = figure_dir / f"{fig.name}.png"
+            atomic_write_bytes(png_path, fig.png)
+            data = base64.b64encode(fig.png).decode("ascii")
+            rel = f"{figure_dir.name}/{png_path.name}"
+            parts.append(
+                f"<figure><img alt='{esc(fig.caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(fig.caption)} ({esc(rel)})</figcaption></figure>"
+            )
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True) -> Path:
+    """Write the report of the run folder ``run_dir``.
+
+    Args:
+        run_dir: A run folder (``results.json`` and what its protocol writes).
+        out: The HTML file (default ``RUN_DIR/report.html``); its figures go to a folder named
+            after it beside it (``report.html`` → ``report/``).
+        maps: Draw the embedding figures (class-text heatmaps, t-SNE clip map); they load
+            the run's text and audio encoders and read the feature store.
+
+    Returns:
+        The HTML file's path.
+
+    Raises:
+        DataError: ``run_dir`` holds no readable ``results.json``.
+    """
+    run = load_run(run_dir)
+    page = Path(out) if out is not None else run.path / "report.html"
+    if page.suffix.lower() not in (".html", ".htm"):
+        raise DataError(f"{page}: the report is an HTML file; name it FILE.html")
+    figure_dir = page.parent / page.stem
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    run.page_dir = page.parent
+    sections = sections_for(run, maps)
+    text = render(run, sections, figure_dir, page)
+    atomic_write_bytes(page, text.encode("utf-8"))
+    if page.resolve().parent == run.path.resolve() and (run.path / "results.md").exists():
+        link_figures(run.path / "results.md", page, [f for s in sections for f in s.figures])
+    return page
+
+
+FIGURES_START = "<!-- harken report: figures -->"
+FIGURES_END = "<!-- end of harken report figures -->"
+
+
+def link_figures(results_md: Path, page: Path, figures: list[Figure]) -> None:
+    """Add (or replace) a "Figures" section at the end of ``results.md`` that links the report
+    and each figure (relative links, so the folder can move)."""
+    text = results_md.read_text(encoding="utf-8")
+    if FIGURES_START in text:
+        text = text[: text.index(FIGURES_START)].rstrip("\n") + "\n"
+    folder = page.stem
+    lines = [
+        FIGURES_START,
+        "## Figures",
+        "",
+        f"Report: [{page.name}]({page.name}) (opens offline).",
+        "",
+        *(f"- [{f.caption}]({folder}/{f.name}.png)" for f in figures),
+        FIGURES_END,
+        "",
+    ]
+    atomic_write_bytes(results_md, (text + "\n" + "\n".join(lines)).encode("utf-8"))
