@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 import harken.protocols.gzsl as gz
 from harken.experiment import ExperimentConfig, run_experiment
+from harken.knowledge.classes import read_descriptions
+from harken.knowledge.written import SHIPPED
 from harken.methods.base import Batch, Classes, Method, get_method
 from harken.protocols.gzsl_splits import STAGES, GzslSplit
 
@@ -231,6 +234,15 @@ def test_kitchen20_end_to_end(kitchen20_run):
     assert set(manifest["knowledge"]["views"]) == {"clap", "kda"}
     assert set(manifest["features"]) == {"yamnet"} and manifest["features"]["yamnet"]["store"]
     assert set(manifest["methods"]) == set(results["methods"])
+    # each knowledge source's texts, as used, for reports that compare the sources
+    with open(out / "descriptions-by-source.csv", encoding="utf-8") as f:
+        by_source = list(csv.DictReader(f))
+    assert {r["source"] for r in by_source} == {"template:harken", "descriptions:kitchen20"}
+    written = {(r["class"], r["text"]) for r in by_source if r["source"].startswith("desc")}
+    classes = {r["class"] for r in by_source}
+    shipped = read_descriptions(SHIPPED["kitchen20"])
+    want = {(c, t) for c, ts in shipped.items() for t in ts if c in classes}
+    assert written == want
 
 
 @pytest.mark.parametrize("release", ["clipclap", "avca"])

@@ -494,6 +494,18 @@ class Experiment:
             configs[0] if len(configs) == 1 else configs,
         )
 
+    def write_sources(self) -> None:
+        """``descriptions-by-source.csv`` (columns ``source,class,text``): each knowledge
+        source's texts as the run used them, so reports can compare the sources without
+        regenerating them (an LLM source needs its model for that)."""
+        rows = (
+            (spec, cls, text)
+            for spec, by_class in self.texts_by_generator.items()
+            for cls, texts in by_class.items()
+            for text in dict.fromkeys(texts)
+        )
+        self.folder.write_csv("descriptions-by-source.csv", ["source", "class", "text"], rows)
+
     def label_space(self) -> Classes:
         """The tagger's label names embedded with the knowledge text encoder."""
         tagger = self.encoder(self.config.tagger)

@@ -425,6 +425,7 @@ class Gzsl(Protocol):
         classes, view_texts = build_views(exp, classes, config.views)
         every = {c: list(texts[c]) + [t for v in view_texts.values() for t in v[c]] for c in texts}
         export_descriptions(every, folder.path / "descriptions.csv")
+        exp.write_sources()
 
         probes = {m: exp.make_method(m, None) for m in config.methods}
         needs = {f for p in probes.values() for f in p.features}

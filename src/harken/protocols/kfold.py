@@ -81,6 +81,7 @@ class ClassSplitProtocol(Protocol):
             for c in texts
         }
         export_descriptions(every_text, folder.path / "descriptions.csv")
+        exp.write_sources()
 
         # Unfitted instances tell which features and resources the methods need.
         probes = {m: exp.make_method(m, None) for m in config.methods}
