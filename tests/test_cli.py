@@ -715,6 +715,11 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     # each demo run gets its report, linked from its results.md
     assert f"report: {out / 'kfold' / 'report.html'}" in printed
     assert "[report.html](report.html)" in (out / "kfold" / "results.md").read_text()
+    plain = tmp_path / "plain"
+    assert main(["demo", "--task", "zsl", "--out", str(plain), "--no-reports"]) == 0
+    assert (plain / "kfold" / "results.json").exists()
+    assert not (plain / "kfold" / "report.html").exists()
+    assert "report:" not in capsys.readouterr().out
     # a folder harken did not write is never cleared, not even by the demo
     for f in (out / "kfold").iterdir():
         if f.is_dir():

@@ -50,7 +50,12 @@ def _cmd_demo(args) -> None:
     data_dir = args.data_dir or os.environ.get("HARKEN_DATA_DIR")
     overrides = {"store_dir": args.store_dir} if args.store_dir else {}
     all_results = api.demo(
-        data_dir, args.out, task=args.task, mode=_mode(args, "overwrite"), **overrides
+        data_dir,
+        args.out,
+        task=args.task,
+        mode=_mode(args, "overwrite"),
+        reports=not args.no_reports,
+        **overrides,
     )
     for name, results in all_results.items():
         print(f"\n== {api.demo_heading(name, results)} ==")
@@ -536,6 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    p.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="skip the HTML report of each run (`harken report RUN_DIR` writes one later)",
+    )
     _add_mode_flags(p, default_overwrite=True)
     _add_device_flag(p)
     p.set_defaults(func=_cmd_demo)
