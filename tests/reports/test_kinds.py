@@ -111,11 +111,14 @@ def test_detect_report_shows_settings_segments_and_each_timeline(detect_dir, che
 def test_long_segment_tables_and_many_timelines_are_capped(detect_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(kinds, "MAX_SEGMENT_ROWS", 1)
     monkeypatch.setattr(kinds, "MAX_TIMELINES", 1)
+    monkeypatch.setattr(kinds, "MAX_FILE_ROWS", 1)
     segments = json.loads((detect_dir / "segments.json").read_text())
     page_path = write_report(detect_dir, tmp_path / "capped.html")
     page = page_path.read_text()
     assert len(_rows(_section(page, "Segments"))) == 1
     assert f"the first 1 of {len(segments)} segments" in page
+    assert len(_rows(_section(page, "Files"))) == 1
+    assert "the first 1 of 2 files" in page
     assert len(_inlined(page)) == 1
     (linked,) = re.findall(r"<li><a href='([^']+)'>", page)
     assert linked.endswith(".png") and (tmp_path / linked).resolve().is_file()

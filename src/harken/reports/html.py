@@ -73,7 +73,7 @@ class Run:
     #: The folder of the page being written (links to audio files are relative to it).
     page_dir: Path | None = None
     #: The name of the folder's :class:`RunKind`.
-    kind: str = "protocol"
+    kind: str = "protocol run"
 
     def link(self, target: Path) -> str:
         """A link to ``target`` relative to the page (absolute when the page's folder is
@@ -551,6 +551,14 @@ def registered_kinds() -> list[RunKind]:
     return RUN_KINDS
 
 
+def kind_named(name: str) -> RunKind:
+    """The registered kind called ``name``."""
+    for kind in registered_kinds():
+        if kind.name == name:
+            return kind
+    raise ValueError(f"no run kind {name!r}; known: {[k.name for k in RUN_KINDS]}")
+
+
 def kind_of(path: Path) -> RunKind:
     """The kind of the folder ``path``.
 
@@ -643,7 +651,7 @@ run_kind(
 def sections_for(run: Run, maps: bool = True) -> list[Section]:
     """The sections of the run's kind (for protocol runs: the protocol's reporter, then the
     embedding figures where the protocol has them and ``maps`` is on)."""
-    kind = next(k for k in registered_kinds() if k.name == run.kind)
+    kind = kind_named(run.kind)
     return kind.sections(run, maps)
 
 
@@ -655,7 +663,7 @@ FIGURES_MARKER = ".harken-report.json"
 
 def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> str:
     """The HTML page; writes each figure's PNG into ``figure_dir``."""
-    kind = next(k for k in registered_kinds() if k.name == run.kind)
+    kind = kind_named(run.kind)
     title = kind.title(run)
     meta = [
         ["run folder", str(run.path)],
@@ -800,7 +808,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool 
     for stale in earlier - names:
         (figure_dir / stale).unlink(missing_ok=True)
     _mark_figures(figure_dir, page, names)
-    markdown = next(k for k in registered_kinds() if k.name == run.kind).markdown
+    markdown = kind_named(run.kind).markdown
     if markdown and page.resolve().parent == run.path.resolve() and (run.path / markdown).exists():
         link_figures(run.path / markdown, page, figures)
     return page

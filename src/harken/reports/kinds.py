@@ -41,6 +41,8 @@ from harken.reports.html import (
 
 #: Rows of the segments table on the page (``segments.csv`` beside it holds every one).
 MAX_SEGMENT_ROWS = 200
+#: Rows of the files table (the manifest lists every file).
+MAX_FILE_ROWS = 200
 #: Timelines inlined in a page (the others are linked), so a folder of many files keeps the
 #: page a reasonable size (each timeline is a ~25 KB PNG).
 MAX_TIMELINES = 24
@@ -163,11 +165,14 @@ def detect_sections(run: Run, maps: bool = True) -> list[Section]:
             f"{f.get('duration_s', float('nan')):.1f}",
             str(counts.get(f["file"], 0)),
         ]
-        for f in files
+        for f in files[:MAX_FILE_ROWS]
     ]
+    file_note = f"{len(files)} files"
+    if len(files) > MAX_FILE_ROWS:
+        file_note = f"the first {MAX_FILE_ROWS} of {len(files)} files (manifest.json lists all)"
     sections = [
         settings_section(r["settings"]),
-        Section("Files", table(["file", "duration (s)", "segments"], file_rows)),
+        Section("Files", table(["file", "duration (s)", "segments"], file_rows, file_note)),
         Section(
             "Segments",
             "<p>Where each label's smoothed score stays above its threshold.</p>"
