@@ -396,6 +396,23 @@ def test_bench_zeroshot_writes_one_table_over_datasets(small_csv, tmp_path, caps
     assert (out / "manifest.json").is_file()
 
 
+def test_report_of_a_detect_folder_and_a_page_it_must_not_replace(shared_data, tmp_path, capsys):
+    clip = shared_data / "kitchen20" / "audio" / "blender" / "0-158737-B-0.flac"
+    out = tmp_path / "detect"
+    assert main(["detect", str(clip), "--labels", "blender,chopping", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "detections — 1 file — 2 labels" in page and "0-158737-B-0.flac" in page
+    mine = tmp_path / "mine.html"
+    mine.write_text("hand-written")
+    assert main(["report", str(out), "--out", str(mine)]) == 1  # a data error, nothing written
+    err = capsys.readouterr().err
+    assert str(mine) in err and "not a harken report" in err
+    assert mine.read_text() == "hand-written"
+
+
 # --- CLAP backends end to end (a tiny random-weight CLAP: real loading and forward code) -------
 
 

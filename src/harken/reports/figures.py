@@ -225,3 +225,105 @@ def scatter_png(xy: np.ndarray, labels: Sequence[str], title: str = "") -> bytes
     if title:
         ax.set_title(title)
     return _png(fig)
+
+
+def class_bars(values: Mapping[str, Mapping[str, float]], xlabel: str, title: str = "") -> bytes:
+    """Grouped horizontal bars in [0, 1]: one group per class, one bar per system (e.g. the
+    per-class event F1 of each detector).
+
+    Args:
+        values: ``{system: {class: value}}``.
+        xlabel: What the values are.
+        title: Figure title.
+    """
+    from matplotlib.figure import Figure
+
+    systems = list(values)
+    classes = sorted({c for v in values.values() for c in v})
+    height = 0.8 / max(len(systems), 1)
+    fig = Figure(
+        figsize=(8, 1.8 + 0.2 * len(systems) + 0.22 * len(classes) * max(1, len(systems) ** 0.6))
+    )
+    ax = fig.subplots()
+    y = np.arange(len(classes))
+    for k, name in enumerate(systems):
+        row = [values[name].get(c, np.nan) for c in classes]
+        ax.barh(y + k * height - 0.4 + height / 2, row, height=height, label=name)
+    ax.set_yticks(y, classes)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.set_layout_engine("constrained")
+    fig.legend(fontsize="small", loc="outside lower center")  # below: never over the bars
+    return _png(fig)
+
+
+def tried_settings(tried: Sequence[Mapping], chosen: Mapping) -> bytes:
+    """What a detection benchmark tried on dev: dev macro event F1 (each setting at its best
+    single threshold) against the median-filter length, one line per window/hop, the chosen
+    setting marked ★.
+
+    Args:
+        tried: ``[{"window_s", "hop_s", "smooth_s", "threshold", "dev_F1"}, ...]``.
+        chosen: The chosen row (same keys).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    windows = sorted({(t["window_s"], t["hop_s"]) for t in tried})
+    for window, hop in windows:
+        rows = sorted(
+            (t for t in tried if (t["window_s"], t["hop_s"]) == (window, hop)),
+            key=lambda t: t["smooth_s"],
+        )
+        ax.plot(
+            [t["smooth_s"] for t in rows],
+            [t["dev_F1"] for t in rows],
+            marker="o",
+            label=f"window {window:g} s, hop {hop:g} s",
+        )
+    ax.plot(
+        [chosen["smooth_s"]],
+        [chosen["dev_F1"]],
+        "*",
+        markersize=16,
+        color="black",
+        label=f"chosen (threshold {chosen['threshold']:.3g})",
+    )
+    ax.set(xlabel="median filter (s)", ylabel="dev macro event F1 (best threshold)")
+    ax.set_ylim(0, max(1.0, max(t["dev_F1"] for t in tried) * 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("settings tried on dev (★ chosen)")
+    return _png(fig)
+
+
+def accuracy_vs_chance(rows: Sequence[Mapping], metric: str = "UA") -> bytes:
+    """One bar per dataset (its ``metric``) with that dataset's chance level drawn across the
+    bar (black line).
+
+    Args:
+        rows: ``[{"dataset", "classes", metric, "chance_UA"}, ...]`` (``bench.json`` rows).
+        metric: The plotted value.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(4.5, 1.2 + 1.1 * len(rows)), 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    ax.bar(x, [r[metric] for r in rows], width=0.6, label=metric)
+    for k, r in enumerate(rows):
+        ax.plot([k - 0.35, k + 0.35], [r["chance_UA"]] * 2, color="black", linewidth=2)
+    ax.plot([], [], color="black", linewidth=2, label="chance")
+    names = [f"{r['dataset']}\n({r['classes']} classes)" for r in rows]
+    ax.set_xticks(x, names, fontsize="small")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{metric} (all classes are candidates)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"zero-shot {metric} per dataset against chance")
+    return _png(fig)

@@ -2,9 +2,19 @@
 
 The page opens offline: styles are inline, every figure is a PNG inlined as a ``data:`` URI
 (and also written to a folder next to the page, e.g. ``report.html`` → ``report/``), and no
-script or stylesheet is fetched from anywhere. What the page holds depends on the run's
-protocol (``results["protocol"]["name"]``): each protocol's sections come from a function
-registered with :func:`reporter`; protocols without one get their ``results.md`` tables.
+script or stylesheet is fetched from anywhere.
+
+What the page holds depends on the folder's *kind* (:class:`RunKind`, registered with
+:func:`run_kind`; the first whose ``recognises`` accepts the folder wins): protocol runs
+(``harken run``/``harken demo``: ``results.json`` naming a protocol) here, and the
+``harken detect --out``, ``harken bench detect`` and ``harken bench zeroshot`` folders in
+:mod:`harken.reports.kinds`. Within protocol runs, each protocol's sections come from a
+function registered with :func:`reporter`; protocols without one get their ``results.md``
+tables.
+
+A report never replaces a file harken did not write: an existing page must be a harken report
+(it carries :data:`GENERATOR`), and the figure folder may hold only figures a report wrote
+(listed in its :data:`FIGURES_MARKER` file).
 
 Uncertainty is labelled by kind: **spread** is the standard deviation over the run's folds ×
 seeds (or GZSL splits × seeds), as in ``results.md``; **95% CI** is a percentile bootstrap over
@@ -17,6 +27,8 @@ import base64
 import csv
 import html
 import json
+import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +72,15 @@ class Run:
     manifest: dict
     #: The folder of the page being written (links to audio files are relative to it).
     page_dir: Path | None = None
+    #: The name of the folder's :class:`RunKind`.
+    kind: str = "protocol run"
+
+    def link(self, target: Path) -> str:
+        """A link to ``target`` relative to the page (absolute when the page's folder is
+        unknown), so the page and the run folder can move together."""
+        if self.page_dir is None:
+            return str(target)
+        return os.path.relpath(target, self.page_dir)
 
     def rows(self, name: str) -> list[dict]:
         """The rows of a CSV in the run folder (empty when the file is missing)."""
@@ -99,10 +120,18 @@ def esc(text) -> str:
     return html.escape(str(text))
 
 
+class Markup(str):
+    """A table cell that is already HTML (a link built with :func:`esc`): not escaped again."""
+
+
 def table(header: list[str], rows: list[list[str]], note: str = "") -> str:
-    """An HTML table (cells are escaped)."""
+    """An HTML table (cells are escaped, except :class:`Markup` ones)."""
+
+    def cell(c) -> str:
+        return c if isinstance(c, Markup) else esc(c)
+
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     caption = f"<p class='note'>{esc(note)}</p>" if note else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{caption}"
 
@@ -465,27 +494,122 @@ figure img{max-width:100%} figcaption{color:#555;font-size:13px} code{background
 """
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """The run folder ``run_dir`` (its ``results.json`` and ``manifest.json``)."""
-    path = Path(run_dir)
-    results_file = path / "results.json"
-    if not results_file.is_file():
-        raise DataError(
-            f"{path}: no results.json, so this is not a finished harken run folder; pass the "
-            "folder a `harken run` wrote"
-        )
+def read_json(path: Path):
+    """A JSON file of a run folder.
+
+    Raises:
+        DataError: it is not valid JSON.
+    """
     try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise DataError(f"{results_file}: not valid JSON ({e}); rerun the experiment") from e
-    manifest_file = path / "manifest.json"
-    manifest = (
-        json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.exists() else {}
+        raise DataError(f"{path}: not valid JSON ({e}); rerun what wrote it") from e
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """One kind of folder ``harken report`` reads.
+
+    Attributes:
+        name: Short name (shown on the page).
+        what: What writes such a folder and how it is recognised (for errors).
+        recognises: Whether a folder is of this kind (cheap: file names and top-level keys).
+        results: The folder's main record (``Run.results``).
+        sections: ``(run, maps) -> sections``; ``maps`` is ``write_report``'s flag.
+        title: The page title.
+        meta: Rows ``[name, value]`` of the table under the title (the run folder, kind,
+            commit and date are added to them).
+        markdown: The folder's Markdown summary that gets a "Figures" section linking the
+            report (when the page is written into the folder), if any.
+    """
+
+    name: str
+    what: str
+    recognises: Callable[[Path], bool]
+    results: Callable[[Path], dict]
+    sections: Callable[[Run, bool], list[Section]]
+    title: Callable[[Run], str]
+    meta: Callable[[Run], list[list[str]]]
+    markdown: str | None = None
+
+
+RUN_KINDS: list[RunKind] = []
+
+
+def run_kind(kind: RunKind) -> RunKind:
+    """Register a kind of folder (kinds are tried in registration order)."""
+    if any(k.name == kind.name for k in RUN_KINDS):
+        raise ValueError(f"run kind {kind.name!r} is registered twice")
+    RUN_KINDS.append(kind)
+    return kind
+
+
+def registered_kinds() -> list[RunKind]:
+    """Every kind: protocol runs (here) and those of :mod:`harken.reports.kinds`."""
+    import harken.reports.kinds  # noqa: F401  (registers its kinds on import)
+
+    return RUN_KINDS
+
+
+def kind_named(name: str) -> RunKind:
+    """The registered kind called ``name``."""
+    for kind in registered_kinds():
+        if kind.name == name:
+            return kind
+    raise ValueError(f"no run kind {name!r}; known: {[k.name for k in RUN_KINDS]}")
+
+
+def kind_of(path: Path) -> RunKind:
+    """The kind of the folder ``path``.
+
+    Raises:
+        DataError: no kind recognises it (the message lists what each expects).
+    """
+    kinds = registered_kinds()
+    if path.is_dir():
+        for kind in kinds:
+            if kind.recognises(path):
+                return kind
+    if not path.exists():
+        found = "it does not exist"
+    elif not path.is_dir():
+        found = "it is a file, not a folder"
+    elif (path / "results.json").is_file():
+        found = "its results.json names no protocol and holds no benchmark table"
+    else:
+        found = "it holds none of these files"
+    expected = "; ".join(k.what for k in kinds)
+    raise DataError(
+        f"{path}: no results.json, bench.json or segments.json that harken can report "
+        f"({found}). `harken report` reads {expected}. Pass one of those folders."
     )
-    return Run(path, results, manifest)
 
 
-def sections_for(run: Run, maps: bool = True) -> list[Section]:
+def load_run(run_dir: str | Path) -> Run:
+    """The folder ``run_dir`` as a :class:`Run` of its kind (its main record and
+    ``manifest.json``).
+
+    Raises:
+        DataError: the folder is of no known kind, or a file of it is not valid JSON.
+    """
+    path = Path(run_dir)
+    kind = kind_of(path)
+    manifest_file = path / "manifest.json"
+    manifest = read_json(manifest_file) if manifest_file.exists() else {}
+    return Run(path, kind.results(path), manifest, kind=kind.name)
+
+
+def _results_json(path: Path) -> dict:
+    results = read_json(path / "results.json") if (path / "results.json").is_file() else {}
+    return results if isinstance(results, dict) else {}
+
+
+def _is_protocol_run(path: Path) -> bool:
+    protocol = _results_json(path).get("protocol")
+    return isinstance(protocol, dict) and isinstance(protocol.get("name"), str)
+
+
+def protocol_sections(run: Run, maps: bool = True) -> list[Section]:
     """The protocol's sections (its registered reporter, else its results.md), then the
     embedding figures where the protocol has them and ``maps`` is on."""
     from harken.reports.maps import class_similarity_section, clip_map_section
@@ -497,19 +621,59 @@ def sections_for(run: Run, maps: bool = True) -> list[Section]:
     return sections
 
 
-def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> str:
-    """The HTML page; writes each figure's PNG into ``figure_dir``."""
+def _protocol_title(run: Run) -> str:
     r = run.results
-    title = f"{r.get('dataset', '?')} — {r.get('target', '?')} — {r['protocol']['name']}"
-    meta = [
-        ["run folder", str(run.path)],
+    return f"{r.get('dataset', '?')} — {r.get('target', '?')} — {r['protocol']['name']}"
+
+
+def _protocol_meta(run: Run) -> list[list[str]]:
+    r = run.results
+    return [
         ["protocol", r["protocol"]["name"]],
         ["encoders", json.dumps(r.get("encoders", {}))],
+    ]
+
+
+run_kind(
+    RunKind(
+        name="protocol run",
+        what="a `harken run` / `harken demo` folder (results.json naming its protocol)",
+        recognises=_is_protocol_run,
+        results=_results_json,
+        sections=protocol_sections,
+        title=_protocol_title,
+        meta=_protocol_meta,
+        markdown="results.md",
+    )
+)
+
+
+def sections_for(run: Run, maps: bool = True) -> list[Section]:
+    """The sections of the run's kind (for protocol runs: the protocol's reporter, then the
+    embedding figures where the protocol has them and ``maps`` is on)."""
+    kind = kind_named(run.kind)
+    return kind.sections(run, maps)
+
+
+#: Marks a page as a harken report (an existing page without it is never replaced).
+GENERATOR = "<meta name='generator' content='harken report'>"
+#: The file in a figure folder listing the figures reports wrote there (JSON).
+FIGURES_MARKER = ".harken-report.json"
+
+
+def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> str:
+    """The HTML page; writes each figure's PNG into ``figure_dir``."""
+    kind = kind_named(run.kind)
+    title = kind.title(run)
+    meta = [
+        ["run folder", str(run.path)],
+        ["kind", kind.name],
+        *kind.meta(run),
         ["harken commit", str(run.manifest.get("git_commit") or run.manifest.get("source", "?"))],
         ["report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")],
     ]
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}",
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
         table(["", ""], meta),
@@ -530,11 +694,89 @@ def render(run: Run, sections: list[Section], figure_dir: Path, page: Path) -> s
     return "\n".join(parts)
 
 
+def is_harken_page(text: str) -> bool:
+    """Whether an HTML file's text is a harken report: it carries :data:`GENERATOR`, or (pages
+    written before the marker) it starts as :func:`render`'s pages do and holds their style."""
+    legacy = text.startswith("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
+    return GENERATOR in text or (legacy and STYLE in text)
+
+
+def owned_figures(page: Path, figure_dir: Path) -> set[str]:
+    """The files of ``figure_dir`` that reports wrote: those listed in its
+    :data:`FIGURES_MARKER`, and those an existing harken page beside it names as its figures
+    (pages written before the marker)."""
+    owned = _listed(figure_dir / FIGURES_MARKER)
+    if page.is_file():
+        text = page.read_text(encoding="utf-8", errors="replace")
+        if is_harken_page(text):
+            folder = re.escape(figure_dir.name)
+            owned |= set(re.findall(rf"\({folder}/([^/()<>'\"]+\.png)\)", text))
+    return owned
+
+
+def _listed(marker: Path) -> set[str]:
+    """The figure names a :data:`FIGURES_MARKER` file lists (none when it is missing or
+    broken: a broken marker vouches for nothing)."""
+    if not marker.is_file():
+        return set()
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return set()
+    figures = data.get("figures") if isinstance(data, dict) else None
+    return {f for f in figures if isinstance(f, str)} if isinstance(figures, list) else set()
+
+
+def check_ownership(page: Path, figure_dir: Path) -> set[str]:
+    """Refuse to replace what harken did not write; returns the report files already in
+    ``figure_dir``.
+
+    Raises:
+        DataError: ``page`` exists and is not a harken report, or ``figure_dir`` exists and
+            holds anything a report did not write there.
+    """
+    if page.exists() and not page.is_file():
+        raise DataError(f"{page} is a folder; name the report FILE.html")
+    if page.is_file() and not is_harken_page(page.read_text(encoding="utf-8", errors="replace")):
+        raise DataError(
+            f"{page} exists and is not a harken report; harken does not replace files it did "
+            "not write: pass another --out (or move that file away)"
+        )
+    if not figure_dir.exists():
+        return set()
+    if not figure_dir.is_dir():
+        raise DataError(
+            f"{figure_dir} exists and is not a folder; the report's figures go there: pass "
+            "another --out"
+        )
+    owned = owned_figures(page, figure_dir)
+    foreign = sorted(
+        p.name for p in figure_dir.iterdir() if p.name != FIGURES_MARKER and p.name not in owned
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5])
+        if len(foreign) > 5:
+            shown += f" and {len(foreign) - 5} more"
+        raise DataError(
+            f"{figure_dir}: the report's figure folder holds files no harken report wrote "
+            f"({shown}); harken does not replace or mix with them: pass another --out (the "
+            f"figures go to the folder named after the page)"
+        )
+    return owned
+
+
+def _mark_figures(figure_dir: Path, page: Path, names: set[str]) -> None:
+    marker = {"format": "harken report figures", "page": page.name, "figures": sorted(names)}
+    atomic_write_bytes(figure_dir / FIGURES_MARKER, json.dumps(marker, indent=1).encode("utf-8"))
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True) -> Path:
-    """Write the report of the run folder ``run_dir``.
+    """Write the report of the folder ``run_dir``.
 
     Args:
-        run_dir: A run folder (``results.json`` and what its protocol writes).
+        run_dir: A run folder: ``harken run``/``demo`` (``results.json`` and what its protocol
+            writes), ``harken detect --out``, ``harken bench detect`` or ``harken bench
+            zeroshot`` (see :func:`kind_of`).
         out: The HTML file (default ``RUN_DIR/report.html``); its figures go to a folder named
             after it beside it (``report.html`` → ``report/``).
         maps: Draw the embedding figures (class-text heatmaps, t-SNE clip map); they load
@@ -544,20 +786,31 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, maps: bool 
         The HTML file's path.
 
     Raises:
-        DataError: ``run_dir`` holds no readable ``results.json``.
+        DataError: ``run_dir`` is of no kind harken reports, ``out`` is not an HTML file name,
+            or writing would replace a file harken did not write (:func:`check_ownership`).
     """
     run = load_run(run_dir)
     page = Path(out) if out is not None else run.path / "report.html"
     if page.suffix.lower() not in (".html", ".htm"):
         raise DataError(f"{page}: the report is an HTML file; name it FILE.html")
     figure_dir = page.parent / page.stem
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    earlier = check_ownership(page, figure_dir)
     run.page_dir = page.parent
     sections = sections_for(run, maps)
+    figures = [f for s in sections for f in s.figures]
+    names = {f"{f.name}.png" for f in figures}
+    if len(names) != len(figures):
+        raise ValueError("two figures of one report share a name")  # a reporter's bug
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    _mark_figures(figure_dir, page, earlier | names)  # before writing: a crash leaves them owned
     text = render(run, sections, figure_dir, page)
     atomic_write_bytes(page, text.encode("utf-8"))
-    if page.resolve().parent == run.path.resolve() and (run.path / "results.md").exists():
-        link_figures(run.path / "results.md", page, [f for s in sections for f in s.figures])
+    for stale in earlier - names:
+        (figure_dir / stale).unlink(missing_ok=True)
+    _mark_figures(figure_dir, page, names)
+    markdown = kind_named(run.kind).markdown
+    if markdown and page.resolve().parent == run.path.resolve() and (run.path / markdown).exists():
+        link_figures(run.path / markdown, page, figures)
     return page
 
 
