@@ -99,13 +99,20 @@ def report(run_dir: str | Path, out: str | Path | None = None, maps: bool = True
     figures as PNG files beside it.
 
     Args:
-        run_dir: A run folder written by :func:`run` (or the demo).
+        run_dir: A folder written by :func:`run` (or the demo), :func:`detect` (``out``),
+            :func:`bench_detect` or :func:`bench_zeroshot` (which also reports each dataset's
+            run).
         out: The HTML file (default ``RUN_DIR/report.html``; figures in ``RUN_DIR/report/``).
+            An existing file or figure folder that harken did not write is refused.
         maps: Also draw the class-text heatmaps and the t-SNE clip map (loads the run's
             encoders and reads its features from the feature store).
 
     Returns:
         The HTML file's path.
+
+    Raises:
+        DataError: ``run_dir`` is no folder harken reports on, or ``out`` would replace a
+            file harken did not write.
     """
     from harken.reports.html import write_report
 

@@ -651,9 +651,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an HTML report (tables, figures) of a run folder",
         description="Write one self-contained HTML page for a run folder — results with "
         "spread over folds/seeds and bootstrap CIs over clips, per-class recall, confusion "
-        "matrices, the protocol's own figures — and the figures as PNG files beside it.",
+        "matrices, the protocol's own figures; timelines for detect folders; the tables and "
+        "figures of a benchmark — and the figures as PNG files beside it. A file harken did "
+        "not write is never replaced.",
     )
-    p.add_argument("run_dir", help="a run folder (from `harken run` or `harken demo`)")
+    p.add_argument(
+        "run_dir",
+        help="a folder written by `harken run`, `harken demo`, `harken detect --out`, "
+        "`harken bench detect` or `harken bench zeroshot`",
+    )
     p.add_argument("--out", help="the HTML file (default RUN_DIR/report.html)")
     p.add_argument(
         "--no-maps",
