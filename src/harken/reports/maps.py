@@ -202,7 +202,11 @@ window.addEventListener("load", function () {
     if (!d[3]) { label.textContent = d[0] + ": audio not reachable from this page"; return; }
     audio.src = d[3];
     label.textContent = d[0] + " (" + d[1] + ")";
-    audio.play();
+    // play() is refused when the browser cannot decode the file: say so instead of nothing
+    audio.play().catch(function (error) {
+      if (error.name === "AbortError") return;  // another point was clicked meanwhile
+      label.textContent = d[0] + ": cannot play (" + error.message + ")";
+    });
   });
 });
 </script>

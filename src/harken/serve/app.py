@@ -215,6 +215,86 @@ def save_upload(upload, folder: Path, max_bytes: int) -> Path:
     return target
 
 
+def too_large_message(max_upload_mb: float, size: int | None) -> str:
+    """The 413 message for a request body over the limit (``size``: its Content-Length, or
+    None when the body came without one and was cut off)."""
+    what = f"{size / 1e6:.1f} MB" if size is not None else f"more than {max_upload_mb:g} MB"
+    return (
+        f"upload of {what}: over the {max_upload_mb:.0f} MB upload limit; cut the recording "
+        "shorter or start harken serve with a larger --max-upload-mb"
+    )
+
+
+class _BodyTooLarge(Exception):
+    """Raised from the wrapped ``receive`` once a body passes the limit (never leaves
+    :class:`BodyLimit`)."""
+
+
+class BodyLimit:
+    """Pure ASGI middleware: answer 413 to a request body over ``max_bytes``, whether or not it
+    says its length.
+
+    A ``Content-Length`` over the limit is refused before any of the body is read. A body
+    without one (``Transfer-Encoding: chunked``) is counted as the app reads it; once past
+    the limit the app gets no more of it (its ``receive`` raises), whatever it answered to
+    the cut body is dropped, and the client gets the 413 with the same message instead. So
+    no route, and no form parser spooling an upload before the route runs, ever gets more
+    than ``max_bytes`` of a body (plus the one message that passed it). uvicorn then reads
+    and discards the rest of the request rather than closing the connection under a client
+    that is still sending (which might then miss the message).
+
+    Args:
+        app: The ASGI app to protect.
+        max_bytes: Most body bytes accepted.
+        max_upload_mb: The upload limit the message names (``--max-upload-mb``).
+    """
+
+    def __init__(self, app, max_bytes: int, max_upload_mb: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_upload_mb = max_upload_mb
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self.refuse(scope, receive, send, int(length))
+            return
+        received, over, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    over = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # the app's answer to a cut body; the 413 goes out instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            # the app may pass _BodyTooLarge on as it is or wrapped in its own error
+            if not over or started:
+                raise
+        if over and not started:
+            await self.refuse(scope, receive, send, None)
+
+    async def refuse(self, scope, receive, send, size: int | None) -> None:
+        message = too_large_message(self.max_upload_mb, size)
+        await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+
+
 def decode_upload(path: Path, name: str, max_seconds: float):
     """Decode an upload (any container FFmpeg reads: WAV, FLAC, Ogg, WebM, MP3, ...) to mono
     float32 at its own rate; this decode is the type check.
@@ -305,21 +385,12 @@ def create_app(settings: ServeSettings | None = None, warm: bool = True):
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_NAMES)
 
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        """Refuse an upload by its Content-Length before the body is read and spooled."""
-        limit = settings.max_upload_mb * 1e6 + 64 * 1024  # the form's other fields and framing
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and length.isdigit() and int(length) > limit:
-            return JSONResponse(
-                {
-                    "detail": f"upload of {int(length) / 1e6:.1f} MB: over the "
-                    f"{settings.max_upload_mb:.0f} MB upload limit; cut the recording shorter or "
-                    "start harken serve with a larger --max-upload-mb"
-                },
-                status_code=413,
-            )
-        return await call_next(request)
+    # the form's other fields and multipart framing come on top of the file
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=int(settings.max_upload_mb * 1e6) + 64 * 1024,
+        max_upload_mb=settings.max_upload_mb,
+    )
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
