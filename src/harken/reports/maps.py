@@ -3,9 +3,11 @@
 * **Class similarity** (Gebhard et al. 2024, Fig. 3): for each knowledge source of the run
   (each ``generator`` spec), the class embeddings — the normalised mean of a class's text
   embeddings, as the run built them (:func:`harken.knowledge.classes.class_embeddings`, with the
-  run's text encoder) — and their pairwise cosines. Template and description sources are
-  regenerated offline; other sources (LLMs) are read from the run's ``descriptions.csv`` when
-  they were the run's first source, and skipped otherwise (the page says so).
+  run's text encoder) — and their pairwise cosines. Each source's texts, LLM-written ones
+  included, are read from the run's ``descriptions-by-source.csv``; for runs older than that
+  file, template and description sources are regenerated offline, an LLM source is read from
+  ``descriptions.csv`` when it was the run's first source, and skipped otherwise (the page
+  says so).
 * **Clip map**: t-SNE (scikit-learn, seed 0) of the clips' audio embeddings from the feature
   store, coloured by class; the interactive version (plotly, its script inlined) shows each
   clip's id, label and prediction on hover.
@@ -53,7 +55,17 @@ def _descriptions(run: Run) -> dict[str, list[str]]:
 
 
 def source_texts(run: Run) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
-    """``{source: {class: texts}}`` and notes on the sources that could not be shown."""
+    """``{source: {class: texts}}`` and notes on the sources that could not be shown.
+
+    Runs store each source's texts (``descriptions-by-source.csv``), which are read as they
+    are; for older runs the offline sources are regenerated and the first source is read from
+    ``descriptions.csv``."""
+    stored_by_source = run.path / "descriptions-by-source.csv"
+    if stored_by_source.exists():
+        by_source: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for r in csv.DictReader(stored_by_source.read_text(encoding="utf-8").splitlines()):
+            by_source[r["source"]][r["class"]].append(r["text"])
+        return {s: {c: by_source[s][c] for c in sorted(by_source[s])} for s in by_source}, []
     from harken.knowledge.base import get_generator
     from harken.knowledge.cache import CachedGenerator
     from harken.knowledge.classes import class_texts
