@@ -162,9 +162,9 @@ def recall_at_k(panels: Mapping[str, Mapping[str, Mapping[int, float]]], title: 
             ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
             ax.minorticks_off()
         else:
-            from matplotlib.ticker import ScalarFormatter
+            from matplotlib.ticker import FuncFormatter
 
-            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set(xlabel="k", ylim=(0, 1.01), title=panel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", loc="lower right")
