@@ -493,12 +493,11 @@ def recall_at_k_section(panels: dict[str, dict[str, dict[int, float]]], text: st
 def _recall_curve(units: list[list[dict]]) -> dict[int, float]:
     """R@k at every k from 1 to the pool size, the mean over seeds of ``mean(rank ≤ k)``."""
     items = int(units[0][0]["items"])
-    ks = np.arange(1, items + 1)
-    curves = [
-        (np.array([int(r["rank"]) for r in rows])[:, None] <= ks[None, :]).mean(axis=0)
-        for rows in units
-    ]
-    return dict(zip(ks.tolist(), np.mean(curves, axis=0).tolist(), strict=True))
+    curves = []
+    for rows in units:
+        counts = np.bincount([int(r["rank"]) for r in rows], minlength=items + 1)[1 : items + 1]
+        curves.append(np.cumsum(counts) / len(rows))
+    return dict(zip(range(1, items + 1), np.mean(curves, axis=0).tolist(), strict=True))
 
 
 @reporter("retrieval")
