@@ -106,9 +106,36 @@ def test_curves_figures_tables_and_manifest_are_written(run):
     assert set(manifest["encoders"]) == {"yamnet", "efficientnet-lite0"}
 
 
+def test_scores_csv_holds_every_test_clip_and_gives_the_reported_aucs(run):
+    out, results = run
+    rows = list(csv.DictReader((out / "scores.csv").read_text(encoding="utf-8").splitlines()))
+    assert list(rows[0]) == ["method", "seed", "clip_id", "sounding", "AV", "AL"]
+    clips = list(csv.DictReader((out / "clips.csv").read_text(encoding="utf-8").splitlines()))
+    test_ids = {c["clip_id"] for c in clips if c["part"] == "test"}
+    for name, m in results["methods"].items():
+        for run_row in m["runs"]:
+            unit = [r for r in rows if (r["method"], r["seed"]) == (name, str(run_row["seed"]))]
+            assert len(unit) == results["protocol"]["clips"]
+            assert {r["clip_id"] for r in unit} <= test_ids
+            y = [int(r["sounding"]) for r in unit]
+            assert np.mean(y) == pytest.approx(results["protocol"]["positive_rate"])
+            for pair in ("AV", "AL"):
+                if pair not in run_row:
+                    assert all(r[pair] == "" for r in unit)
+                    continue
+                s = [float(r[pair]) for r in unit]
+                assert roc_auc_score(y, s) == pytest.approx(run_row[pair]["roc_auc"], abs=1e-12)
+                assert average_precision_score(y, s) == pytest.approx(
+                    run_row[pair]["pr_auc"], abs=1e-12
+                )
+    assert "per_clip" not in json.dumps(results)  # results.json keeps its schema
+
+
 def test_a_resumed_run_reuses_finished_units(run, avmini_trimodal, monkeypatch):
     out, results = run
     from harken.methods import mc3
+
+    scores = (out / "scores.csv").read_text(encoding="utf-8")
 
     def boom(*a, **k):
         raise AssertionError("refitted a finished unit")
@@ -116,6 +143,8 @@ def test_a_resumed_run_reuses_finished_units(run, avmini_trimodal, monkeypatch):
     monkeypatch.setattr(mc3.MC3, "fit", boom)
     again = run_experiment(_config(avmini_trimodal), out, mode="resume")
     assert again["methods"]["cm-acc-style"]["AV"] == results["methods"]["cm-acc-style"]["AV"]
+    # the per-clip scores come back from the stored units
+    assert (out / "scores.csv").read_text(encoding="utf-8") == scores
 
 
 def test_labels_of_one_kind_only_are_a_clear_error(avmini_trimodal, tmp_path):

@@ -88,6 +88,31 @@ def test_the_split_keeps_recordings_apart_and_c_is_chosen_on_validation(run, k20
     assert chosen["top1"] == best
 
 
+def test_predictions_csv_gives_the_reported_top1_top5_and_mca(run):
+    from harken.metrics.bootstrap import unweighted_accuracy
+
+    out, results = run
+    rows = list(csv.DictReader(Path(out / "predictions.csv").read_text().splitlines()))
+    assert list(rows[0]) == ["method", "seed", "clip_id", "label", "predicted", "true_rank"]
+    clips = list(csv.DictReader(Path(out / "clips.csv").read_text(encoding="utf-8").splitlines()))
+    test_ids = sorted(c["clip_id"] for c in clips if c["part"] == "test")
+    for name, m in results["methods"].items():
+        seeds = [str(r.get("seed", "")) for r in m["runs"]]
+        assert seeds == ([""] if m["kind"] == "encoder" else ["0"])
+        for seed, run_row in zip(seeds, m["runs"], strict=True):
+            unit = [r for r in rows if (r["method"], r["seed"]) == (name, seed)]
+            assert sorted(r["clip_id"] for r in unit) == test_ids
+            hit = [r["label"] == r["predicted"] for r in unit]
+            assert np.mean(hit) == pytest.approx(run_row["top1"])
+            assert all((r["true_rank"] == "1") == h for r, h in zip(unit, hit, strict=True))
+            rank = np.array([int(r["true_rank"]) for r in unit])
+            assert np.mean(rank <= 5) == pytest.approx(run_row["top5"])
+            codes = {c: i for i, c in enumerate(sorted({r["label"] for r in rows}))}
+            y = np.array([[codes[r["label"]] for r in unit]])
+            p = np.array([[codes.get(r["predicted"], -1) for r in unit]])
+            assert unweighted_accuracy(y, p)[0] == pytest.approx(run_row["mca"])
+
+
 def test_probe_options_are_checked(k20_csv, tmp_path):
     with pytest.raises(ConfigError, match=r"grid must be a non-empty list of C > 0"):
         _config(k20_csv, protocol_options={"grid": [0.0]}).validate()
@@ -131,6 +156,16 @@ def test_retrieval_with_class_texts_ranks_each_class_text_once(k20_csv, tmp_path
     assert run["audio_to_text"]["n_queries"] == results["protocol"]["queries"]
     assert results["chance"]["to_text"]["R@1"] == pytest.approx(1 / 6)
     assert results["chance"]["to_text"]["R@5"] == pytest.approx(5 / 6)
+    # a class text is one query, named by its class
+    from harken.protocols.retrieval import random_recall_curve
+
+    ranks = list(csv.DictReader((tmp_path / "retr" / "ranks.csv").read_text().splitlines()))
+    to_text = [r for r in ranks if r["direction"] == "audio_to_text"]
+    from_text = [r for r in ranks if r["direction"] == "text_to_audio"]
+    assert sorted(r["query_id"] for r in from_text) == sorted(CLASSES)
+    assert {r["items"] for r in to_text} == {"6"} and {r["relevant"] for r in to_text} == {"1"}
+    curve = random_recall_curve([1] * len(to_text), [6] * len(to_text), [1, 5])
+    assert curve == pytest.approx([1 / 6, 5 / 6])
 
 
 def test_the_probe_needs_the_target_labels(k20_csv, tmp_path):

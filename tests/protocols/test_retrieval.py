@@ -66,6 +66,43 @@ def test_instance_retrieval_covers_every_direction_a_model_has(instance_run):
     assert "| mc3 | video to audio |" in md
 
 
+def test_ranks_csv_gives_every_reported_metric_and_the_random_baseline(instance_run):
+    """R@k, mAP@10 and the median rank recomputed from each query's stored rank and AP@10."""
+    import csv
+
+    from harken.protocols.retrieval import random_recall_curve
+
+    out, results = instance_run
+    rows = list(csv.DictReader((out / "ranks.csv").read_text(encoding="utf-8").splitlines()))
+    for name, m in results["methods"].items():
+        for run_row in m["runs"]:
+            for direction, want in run_row["directions"].items():
+                unit = [
+                    r
+                    for r in rows
+                    if (r["method"], r["seed"], r["direction"])
+                    == (name, str(run_row["seed"]), direction)
+                ]
+                assert len(unit) == want["n_queries"]
+                assert {int(r["items"]) for r in unit} == {want["n_items"]}
+                rank = np.array([int(r["rank"]) for r in unit])
+                for k in (1, 5, 10):
+                    assert np.mean(rank <= k) == pytest.approx(want[f"R@{k}"])
+                assert np.median(rank) == pytest.approx(want["median_rank"])
+                ap = [float(r["ap@10"]) for r in unit]
+                assert np.mean(ap) == pytest.approx(want["mAP@10"])
+    first = [
+        r
+        for r in rows
+        if (r["method"], r["seed"], r["direction"]) == ("mc3", "0", rows[0]["direction"])
+    ]
+    curve = random_recall_curve(
+        [int(r["relevant"]) for r in first], [int(r["items"]) for r in first], [1, 5, 10, 10_000]
+    )
+    chance = results["chance"]["any"]
+    assert curve == pytest.approx([chance["R@1"], chance["R@5"], chance["R@10"], 1.0])
+
+
 def test_group_retrieval_keeps_groups_of_three_and_splits_them_into_pools(
     avmini_trimodal, tmp_path
 ):

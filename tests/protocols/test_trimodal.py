@@ -43,3 +43,16 @@ def test_counts_keep_every_part_and_sum_to_n():
     assert sum(_counts(7, (0.6, 0.2, 0.2))) == 7
     with pytest.raises(ConfigError, match="must sum to 1"):
         group_split(["a"], (0.5, 0.4))
+
+
+def test_per_clip_rows_are_taken_out_of_units_and_older_units_have_none():
+    from harken.protocols.trimodal import PER_CLIP, take_per_clip
+
+    units = {
+        "mc3": [{"seed": 0, "AV": 1, PER_CLIP: [["a", 1, 0.5], ["b", 0, 0.1]]}, {"seed": 1}],
+        "cmc": [{"seed": 0, PER_CLIP: [["a", 1, 0.2]]}],
+    }
+    rows = take_per_clip(units)
+    assert rows == [("mc3", 0, "a", 1, 0.5), ("mc3", 0, "b", 0, 0.1), ("cmc", 0, "a", 1, 0.2)]
+    assert all(PER_CLIP not in r for runs in units.values() for r in runs)
+    assert take_per_clip({"yamnet": [{"top1": 0.5, PER_CLIP: [["a"]]}]}) == [("yamnet", "", "a")]

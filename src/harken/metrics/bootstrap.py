@@ -9,11 +9,18 @@ unlike the spread over folds/seeds, which also moves the classes and the trainin
 
 Metrics take ``(y, p)`` — integer label and prediction arrays of shape ``[B, n]`` — and return a
 ``[B]`` array (:func:`unweighted_accuracy`, :func:`weighted_accuracy`, :func:`seen_unseen`).
+
+:func:`paired_bootstrap_ci` is the form for runs whose units all test **the same** clips (the
+tri-modal protocols: every training seed scores the same evaluation clips or queries): one
+resample of the clips is drawn and applied to every unit, so the interval reflects the clips,
+not seed noise averaged away. Its units are named per-clip columns and its metrics take the
+resampled columns: :func:`roc_auc`, :func:`average_precision` (discovery),
+:func:`recall_at` and :func:`median` (retrieval ranks), :func:`mean_of`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,3 +113,157 @@ def bootstrap_ci(
         }
         for m in names
     }
+
+
+Columns = Mapping[str, np.ndarray]
+ColumnMetric = Callable[[Columns], np.ndarray]
+
+
+def roc_auc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each row: ``(Σ_{i: y_i=1} rank(s_i) − P(P+1)/2) / (P·N)`` with ``rank`` the
+    1-based mid-rank of the row's scores (ties share the mean rank), ``P``/``N`` the row's
+    positives/negatives — the Mann–Whitney form, equal to scikit-learn's ``roc_auc_score`` (a
+    tie counts ½). NaN for a row with one class only.
+
+    Args:
+        y: ``[B, n]`` bool or 0/1 labels.
+        s: ``[B, n]`` scores, higher = more likely positive.
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    r = rankdata(np.asarray(s, dtype=np.float64), axis=1)
+    pos = y.sum(axis=1)
+    neg = y.shape[1] - pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((r * y).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg)
+    return np.where((pos > 0) & (neg > 0), auc, np.nan)
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Step-wise average precision of each row: ``AP = Σ_t (R_t − R_{t−1}) P_t`` over the
+    distinct score thresholds ``t``, highest first, where ``P_t``/``R_t`` are the precision and
+    recall of calling every clip with ``s ≥ t`` positive — scikit-learn's
+    ``average_precision_score`` (tied scores form one threshold). NaN for a row without
+    positives.
+
+    Args:
+        y: ``[B, n]`` bool or 0/1 labels.
+        s: ``[B, n]`` scores, higher = more likely positive.
+    """
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, dtype=np.float64)
+    order = np.argsort(-s, axis=1, kind="stable")
+    ss = np.take_along_axis(s, order, axis=1)
+    yy = np.take_along_axis(y, order, axis=1)
+    tp = np.cumsum(yy, axis=1)
+    n = s.shape[1]
+    precision = tp / np.arange(1, n + 1)
+    # each position takes the precision at the end of its block of tied scores
+    end = np.ones_like(yy)
+    end[:, :-1] = ss[:, :-1] != ss[:, 1:]
+    ends = np.where(end, np.arange(n), n)
+    block_end = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    at_end = np.take_along_axis(precision, block_end, axis=1)
+    pos = yy.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = (yy * at_end).sum(axis=1) / pos
+    return np.where(pos > 0, ap, np.nan)
+
+
+def recall_at(k: int, column: str = "rank") -> ColumnMetric:
+    """R@k of resampled queries: ``1/Q Σ_q [rank_q ≤ k]`` (``rank_q``: the 1-based rank of the
+    query's first relevant item, column ``column``)."""
+
+    def metric(c: Columns) -> np.ndarray:
+        return (np.asarray(c[column]) <= k).mean(axis=1)
+
+    return metric
+
+
+def median(column: str) -> ColumnMetric:
+    """The median of ``column`` over each resample (the median rank)."""
+    return lambda c: np.median(np.asarray(c[column], dtype=np.float64), axis=1)
+
+
+def mean_of(column: str) -> ColumnMetric:
+    """The mean of ``column`` over each resample (e.g. mAP@10 = the mean of the queries'
+    AP@10)."""
+    return lambda c: np.asarray(c[column], dtype=np.float64).mean(axis=1)
+
+
+def resample(
+    n_rows: int, n: int, rng: np.random.Generator, strata: np.ndarray | None = None
+) -> np.ndarray:
+    """``[n, n_rows]`` row indices drawn with replacement; with ``strata``, each stratum's rows
+    are drawn from that stratum only, as many as it has (a stratified bootstrap: every resample
+    keeps the class counts, so e.g. ROC-AUC stays defined)."""
+    if strata is None:
+        return rng.integers(0, n_rows, size=(n, n_rows))
+    strata = np.asarray(strata)
+    parts = []
+    for value in np.unique(strata):
+        rows = np.flatnonzero(strata == value)
+        parts.append(rows[rng.integers(0, len(rows), size=(n, len(rows)))])
+    return np.concatenate(parts, axis=1)
+
+
+def paired_bootstrap_ci(
+    units: Sequence[Columns],
+    metrics: Mapping[str, ColumnMetric],
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    strata: np.ndarray | None = None,
+) -> dict[str, dict[str, float]]:
+    """Percentile bootstrap interval of the mean over units when every unit tests the same
+    clips (row ``i`` of every unit's columns is the same clip or query).
+
+    Each resample ``b`` draws one set of rows ``I_b`` (with replacement; within each stratum
+    with ``strata``) and applies it to every unit: ``θ*_b = 1/U Σ_u metric(unit_u[I_b])``. The
+    interval is the ``(1 ± level)/2`` quantiles of the ``θ*_b`` (Efron & Tibshirani 1993,
+    §13.3), resamples where a metric is undefined (NaN) left out.
+
+    Args:
+        units: Per unit (e.g. per training seed), ``{column: [rows] array}``, all of one length.
+        metrics: ``{name: metric}``; a metric maps ``{column: [B, rows]}`` to ``[B]``.
+        n: Resamples (1,000 by default).
+        seed: Seed of the resampling (same inputs and seed → same interval).
+        level: Coverage of the interval.
+        strata: ``[rows]`` stratum of each row (e.g. the sounding label), or None.
+
+    Returns:
+        ``{metric: {"value", "low", "high"}}`` — ``value`` is the mean over units of the metric
+        on the rows as tested.
+
+    Raises:
+        ValueError: no units, or units of different lengths.
+    """
+    if not units:
+        raise ValueError("no units to resample")
+    lengths = {len(next(iter(u.values()))) for u in units} | {
+        len(v) for u in units for v in u.values()
+    }
+    if len(lengths) != 1:
+        raise ValueError(
+            f"units have columns of lengths {sorted(lengths)}; a paired bootstrap needs the "
+            "same rows (clips) in every unit"
+        )
+    idx = resample(lengths.pop(), n, np.random.default_rng(seed), strata)
+    alpha = (1 - level) / 2
+    out = {}
+    for name, metric in metrics.items():
+        value = draws = 0.0
+        for u in units:
+            cols = {k: np.asarray(v) for k, v in u.items()}
+            value += float(metric({k: v[None, :] for k, v in cols.items()})[0]) / len(units)
+            draws = draws + metric({k: v[idx] for k, v in cols.items()}) / len(units)
+        draws = np.asarray(draws)
+        draws = draws[~np.isnan(draws)]
+        low, high = (
+            (float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha)))
+            if draws.size
+            else (float("nan"), float("nan"))
+        )
+        out[name] = {"value": value, "low": low, "high": high}
+    return out

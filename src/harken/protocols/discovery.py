@@ -6,7 +6,9 @@ scored by the cosine of its audio and video embeddings (AV) and of its audio and
 embeddings (AL): "that score indicates how likely it is that the action in the video sounds".
 ROC-AUC and PR-AUC against the clips' sounding labels (scikit-learn), beside the random
 baseline (ROC 0.5; PR = the positive rate), and both curves, saved for the report
-(``curves/<method>-seed<k>.json`` and ``discovery.png``).
+(``curves/<method>-seed<k>.json`` and ``discovery.png``). Every clip's scores are kept in
+``scores.csv`` (method, seed, clip id, sounding 0/1, AV, AL) for the report's bootstrap
+intervals.
 
 Sounding labels come from the data: a CSV's ``sounding`` column, the paper's annotations joined
 to Ego4D narrations, av-mini's VGGSounder audible/visible tags (``avmini:sounding``) or the
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 #: Score name → the two modalities whose cosine it is.
 PAIRS = {"AV": ("audio", "video"), "AL": ("audio", "text")}
 METRICS = ("roc_auc", "pr_auc")
+#: The per-clip file and its columns.
+SCORES_FILE = "scores.csv"
+SCORES_HEADER = ["method", "seed", "clip_id", "sounding", *PAIRS]
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Discovery(Protocol):
                 config.seeds,
                 lambda name, seed: self._evaluate(exp, name, train, test, y, seed, o.curve_points),
             )
+        per_clip = trimodal.take_per_clip(units)
         for name, runs in units.items():
             for row in runs:
                 curve = row.pop("curves")
@@ -117,7 +123,13 @@ class Discovery(Protocol):
                     folder.path / f"discovery-{pair}.png",
                     f"{results['dataset']}: sounding-action discovery ({pair})",
                 )
-        trimodal.write_results(exp, self, results, {"train": train, "test": test})
+        trimodal.write_results(
+            exp,
+            self,
+            results,
+            {"train": train, "test": test},
+            (SCORES_FILE, SCORES_HEADER, per_clip),
+        )
         return results
 
     @staticmethod
@@ -127,6 +139,7 @@ class Discovery(Protocol):
         method, log = trimodal.fit_embedder(exp, name, train, seed)
         emb = method.embed(test.batch)
         row: dict = {"seed": seed, "config": method.config(), "curves": {}}
+        columns = {}
         for pair, (a, b) in PAIRS.items():
             if a not in emb or b not in emb:
                 continue
@@ -134,8 +147,13 @@ class Discovery(Protocol):
             report = discovery_report(scores, y)
             row[pair] = {m: report[m] for m in METRICS}
             row["curves"][pair] = discovery_curves(scores, y, max_points=points)
+            columns[pair] = scores.tolist()
         row["epoch_seconds"] = log.get("epoch_seconds")
         row["selection"] = {"criterion": "none (final checkpoint, §4.4)", "score": None}
+        row[trimodal.PER_CLIP] = [
+            [clip.clip_id, int(label), *(columns[p][i] if p in columns else "" for p in PAIRS)]
+            for i, (clip, label) in enumerate(zip(test.manifest.clips, y, strict=True))
+        ]
         return row
 
     @staticmethod

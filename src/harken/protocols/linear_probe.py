@@ -9,6 +9,10 @@ validation clips, then the probe scores the test clips once: top-1, top-5, mean 
 mAP and mAUC, as EPIC-SOUNDS evaluates them (classes present in the test clips). The clips are
 split by recording group, per class (``train_fraction`` / ``val_fraction`` / the rest), so no
 recording is on two sides.
+
+Every test clip's outcome is kept in ``predictions.csv`` (representation, seed — empty for a
+frozen encoder —, clip id, true and predicted class, and the rank of the true class among the
+probe's scores) for the report's bootstrap intervals of Top-1, Top-5 and mCA.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
 
 METRICS = ("top1", "top5", "mca", "map", "mauc")
 NAMES = {"top1": "Top-1", "top5": "Top-5", "mca": "mCA", "map": "mAP", "mauc": "mAUC"}
+#: The per-clip file and its columns.
+PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_HEADER = ["method", "seed", "clip_id", "label", "predicted", "true_rank"]
 
 
 @dataclass
@@ -102,6 +109,8 @@ class LinearProbeProtocol(Protocol):
         classes = sorted(set(labels))
 
         reps: dict[str, dict] = {}
+        predictions: list[tuple] = []
+        ids = [c.clip_id for c in test.manifest.clips]
         with folder.stage("probes"):
             for name in o.features:
                 row = folder.load_unit("features", name)
@@ -115,8 +124,10 @@ class LinearProbeProtocol(Protocol):
                         test.batch.labels,
                         classes,
                         o.grid,
+                        ids,
                     )
                     folder.save_unit(row, "features", name)
+                predictions += trimodal.take_per_clip({name: [row]})
                 reps[name] = {
                     "kind": "encoder",
                     **summarise([row]),
@@ -132,10 +143,12 @@ class LinearProbeProtocol(Protocol):
                         f"method {name!r} has no {o.modality} embedding to probe; choose "
                         "[protocol] modality among the ones it learns"
                     )
-                row = probe(*x, *labels, classes, o.grid)
+                row = probe(*x, *labels, classes, o.grid, ids)
                 return row | {"seed": seed, "epoch_seconds": log.get("epoch_seconds")}
 
             units = trimodal.seed_units(folder, methods, config.seeds, head)
+            heads = {f"{n} ({o.modality} head)": runs for n, runs in units.items()}
+            predictions += trimodal.take_per_clip(heads)
             for name, runs in units.items():
                 reps[f"{name} ({o.modality} head)"] = {
                     "kind": "trained head",
@@ -161,7 +174,13 @@ class LinearProbeProtocol(Protocol):
             "chance": probe_chance(train.batch.labels, test.batch.labels, classes),
             "methods": reps,
         }
-        trimodal.write_results(exp, self, results, {"train": train, "val": val, "test": test})
+        trimodal.write_results(
+            exp,
+            self,
+            results,
+            {"train": train, "val": val, "test": test},
+            (PREDICTIONS_FILE, PREDICTIONS_HEADER, predictions),
+        )
         return results
 
     @staticmethod
@@ -199,16 +218,30 @@ class LinearProbeProtocol(Protocol):
         return text_table(rows)
 
 
-def probe(x_train, x_val, x_test, y_train, y_val, y_test, classes, grid) -> dict:
-    """Fit the probe (``C`` chosen on validation), score the test clips once."""
+def probe(x_train, x_val, x_test, y_train, y_val, y_test, classes, grid, ids=None) -> dict:
+    """Fit the probe (``C`` chosen on validation), score the test clips once. With ``ids``
+    (the test clips' ids) the row also holds each test clip's ``[id, label, predicted class,
+    rank of the true class]`` under :data:`~harken.protocols.trimodal.PER_CLIP` (ties by
+    class order, as :func:`~harken.metrics.probe.probe_report` breaks them)."""
     from harken.methods.probe import LinearProbe
     from harken.metrics.probe import probe_report
 
     model = LinearProbe(grid=list(grid), seed=0)
     log = model.fit(np.asarray(x_train), list(y_train), np.asarray(x_val), list(y_val))
     scores = model.scores(np.asarray(x_test))
-    report = probe_report(scores, list(y_test), list(model.classes_))
-    return {**{m: float(report[m]) for m in METRICS}, "C": log["C"], "validation": log}
+    names = list(model.classes_)
+    report = probe_report(scores, list(y_test), names)
+    row = {**{m: float(report[m]) for m in METRICS}, "C": log["C"], "validation": log}
+    if ids is not None:
+        order = np.argsort(-np.asarray(scores, np.float64), axis=1, kind="stable")
+        index = {c: k for k, c in enumerate(names)}
+        true = np.array([index[y] for y in y_test])
+        rank = np.argmax(order == true[:, None], axis=1) + 1
+        row[trimodal.PER_CLIP] = [
+            [i, y, names[o[0]], int(k)]
+            for i, y, o, k in zip(ids, list(y_test), order, rank, strict=True)
+        ]
+    return row
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -11,10 +11,15 @@ modality retrieves every other modality of the retrieval pool by cosine — up t
 ``group_by = "clip"`` is instance retrieval instead: every evaluation clip queries every
 evaluation clip's other modalities, and only its own recording is relevant (for data without
 action groups, e.g. av-mini).
+
+Every query's outcome is kept in ``ranks.csv`` (method, seed, direction, query id, the rank of
+its first correct item, its AP@10, its number of relevant items and the pool size): enough for
+R@k at every k, the random baseline at every k and the report's bootstrap intervals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
     from harken.experiment import Experiment
 
 METRICS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank")
+#: The per-query file and its columns.
+RANKS_FILE = "ranks.csv"
+RANKS_HEADER = ["method", "seed", "direction", "query_id", "rank", "ap@10", "relevant", "items"]
 
 
 @dataclass
@@ -107,6 +115,7 @@ class Retrieval(Protocol):
                 config.seeds,
                 lambda n, seed: self._evaluate(exp, n, train, test, groups, query, items, seed),
             )
+        per_query = trimodal.take_per_clip(units)
         methods_out = {n: summarise(runs, methods[n].config()) for n, runs in units.items()}
         results = {
             "dataset": test.manifest.name,
@@ -127,7 +136,13 @@ class Retrieval(Protocol):
             "chance": chance(groups, query, items, test.text_source == "class knowledge"),
             "methods": methods_out,
         }
-        trimodal.write_results(exp, self, results, {"train": train, "test": test})
+        trimodal.write_results(
+            exp,
+            self,
+            results,
+            {"train": train, "test": test},
+            (RANKS_FILE, RANKS_HEADER, per_query),
+        )
         return results
 
     @staticmethod
@@ -135,11 +150,13 @@ class Retrieval(Protocol):
         method, log = trimodal.fit_embedder(exp, name, train, seed)
         emb = method.embed(test.batch)
         distinct = test.text_source == "class knowledge"
+        ids = [c.clip_id for c in test.manifest.clips]
         return {
             "seed": seed,
             "config": method.config(),
             "directions": directions(emb, groups, query, items, distinct),
             "epoch_seconds": log.get("epoch_seconds"),
+            trimodal.PER_CLIP: query_ranks(emb, groups, query, items, ids, distinct),
         }
 
     @staticmethod
@@ -193,19 +210,27 @@ def summarise(runs: list[dict], config: dict) -> dict:
 
 
 def side(
-    emb: dict[str, np.ndarray], modality: str, idx, groups: list[str], distinct_text: bool
-) -> tuple[np.ndarray, list[str]]:
-    """The rows and groups of one side of a direction. With class knowledge as the text, the
-    texts of one class are one and the same text: it stands once in the pool (so audio→text
-    ranks the distinct class texts, as a user would search them)."""
+    emb: dict[str, np.ndarray],
+    modality: str,
+    idx,
+    groups: list[str],
+    distinct_text: bool,
+    ids: list[str] | None = None,
+) -> tuple[np.ndarray, list[str]] | tuple[np.ndarray, list[str], list[str]]:
+    """The rows and groups (and with ``ids``, the row ids) of one side of a direction. With
+    class knowledge as the text, the texts of one class are one and the same text: it stands
+    once in the pool (so audio→text ranks the distinct class texts, as a user would search
+    them), and its id is its class."""
     rows, g = emb[modality][np.asarray(idx)], [groups[i] for i in idx]
+    row_ids = [ids[i] for i in idx] if ids is not None else None
     if modality == "text" and distinct_text:
         first: dict[str, int] = {}
         for k, group in enumerate(g):
             first.setdefault(group, k)
         keep = list(first.values())
         rows, g = rows[keep], [g[k] for k in keep]
-    return rows, g
+        row_ids = list(g) if ids is not None else None
+    return (rows, g) if row_ids is None else (rows, g, row_ids)
 
 
 def directions(emb, groups, query, items, distinct_text: bool = False) -> dict[str, dict]:
@@ -221,6 +246,54 @@ def directions(emb, groups, query, items, distinct_text: bool = False) -> dict[s
                 ib, ig = side(emb, b, items, groups, distinct_text)
                 out[f"{a}_to_{b}"] = cross_modal_retrieval(qa, ib, qg, ig)
     return dict(sorted(out.items()))
+
+
+def query_ranks(
+    emb, groups, query, items, ids: list[str], distinct_text: bool = False
+) -> list[list]:
+    """Per direction and query: ``[direction, query id, rank, AP@10, relevant, items]`` — the
+    1-based rank of the query's first relevant item by cosine (ties by item order, as
+    :func:`~harken.metrics.retrieval.cross_modal_retrieval` ranks them), its AP@10, its number
+    of relevant items and the pool size. Queries without a relevant item (which
+    ``cross_modal_retrieval`` drops) are left out, so ``R@k = mean(rank ≤ k)`` over these rows
+    is the run's R@k."""
+    from harken.metrics.retrieval import average_precision_at_k, class_relevance, ranks
+
+    out: list[list] = []
+    for a in emb:
+        for b in emb:
+            if a == b:
+                continue
+            qa, qg, qid = side(emb, a, query, groups, distinct_text, ids)
+            ib, ig, _ = side(emb, b, items, groups, distinct_text, ids)
+            relevant = class_relevance(qg, ig)
+            ok = relevant.any(axis=1)
+            scores = trimodal.unit_rows(qa)[ok] @ trimodal.unit_rows(ib).T
+            r, ap = ranks(scores, relevant[ok]), average_precision_at_k(scores, relevant[ok], 10)
+            n_rel = relevant[ok].sum(axis=1)
+            kept = [q for q, y in zip(qid, ok, strict=True) if y]
+            out += [
+                [f"{a}_to_{b}", q, int(k), float(p), int(m), len(ig)]
+                for q, k, p, m in zip(kept, r, ap, n_rel, strict=True)
+            ]
+    return sorted(out, key=lambda row: row[0])
+
+
+def random_recall_curve(relevant: Sequence[int], items: Sequence[int], ks: Sequence[int]) -> list:
+    """Expected R@k of a random ranking at each ``k`` in ``ks``: the mean over queries of
+    ``1 − C(n − r, k) / C(n, k) = 1 − Π_{i<k} (n − r − i) / (n − i)`` for a query with ``r``
+    relevant among ``n`` items (:func:`random_recall` at every ``k``; ``k`` beyond ``n``
+    counts as ``n``)."""
+    ks = np.asarray(ks, dtype=np.int64)
+    total = np.zeros(len(ks))
+    pairs: dict[tuple[int, int], int] = {}
+    for r, n in zip(relevant, items, strict=True):
+        pairs[(int(r), int(n))] = pairs.get((int(r), int(n)), 0) + 1
+    for (r, n), count in pairs.items():
+        i = np.arange(n)
+        miss = np.concatenate([[1.0], np.cumprod(np.clip(n - r - i, 0, None) / (n - i))])
+        total += count * (1 - miss[np.minimum(ks, n)])
+    return (total / max(sum(pairs.values()), 1)).tolist()
 
 
 def random_recall(query_groups: list[str], item_groups: list[str]) -> dict[str, float]:

@@ -246,6 +246,23 @@ def seed_units(folder, names, seeds, evaluate) -> dict[str, list[dict]]:
     return out
 
 
+#: The key under which a unit keeps its per-clip output (stored in ``units/`` so a resumed run
+#: still writes it; taken out before the unit's row enters ``results.json``).
+PER_CLIP = "per_clip"
+
+
+def take_per_clip(units: dict[str, list[dict]], seed_key: str = "seed") -> list[tuple]:
+    """Remove every unit's per-clip rows and return them as ``(method, seed, *row)``, in unit
+    order. A unit from a run folder written before harken stored them has none (its clips are
+    then missing from the per-clip file, and the report shows no interval for its method)."""
+    out: list[tuple] = []
+    for name, runs in units.items():
+        for row in runs:
+            for clip in row.pop(PER_CLIP, None) or []:
+                out.append((name, row.get(seed_key, ""), *clip))
+    return out
+
+
 def check_rows(data: TriModalData, what: str, minimum: int = 2) -> None:
     if len(data.batch) < minimum:
         raise DataError(
@@ -278,10 +295,20 @@ def split(
     return train, test
 
 
-def write_results(exp, protocol: Protocol, results: dict, parts: dict) -> None:
+def write_results(
+    exp,
+    protocol: Protocol,
+    results: dict,
+    parts: dict,
+    per_clip: tuple[str, list[str], list[tuple]] | None = None,
+) -> None:
     """``results.json``, ``results.md``, ``clips.csv`` (which part each clip was in: ``train``,
-    ``val``, ``test``) and the run manifest (provenance of the evaluated clips' features)."""
+    ``val``, ``test``), the per-clip output ``per_clip = (file name, header, rows)`` (one row
+    per method, seed and test clip or query: what the report's bootstrap intervals resample)
+    and the run manifest (provenance of the evaluated clips' features)."""
     folder = exp.folder
+    if per_clip is not None:
+        folder.write_csv(*per_clip)
     folder.write_json("results.json", results)
     folder.write_text("results.md", protocol.markdown(results))
     rows = [

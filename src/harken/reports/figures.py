@@ -129,31 +129,51 @@ def _changing_range(curve: Mapping[str, list[float]], gamma: float) -> float:
     return float(max(end, 1.2 * gamma, g[1] if len(g) > 1 else 1.0))
 
 
-def recall_at_k(curves: Mapping[str, Mapping[int, float]], title: str = "") -> bytes:
-    """R@k against k, one line per method/direction.
+def recall_at_k(panels: Mapping[str, Mapping[str, Mapping[int, float]]], title: str = "") -> bytes:
+    """R@k against k (log scale), one panel per direction and one line per method; lines named
+    ``random…`` (the expected R@k of a random ranking) are dashed grey.
 
     Args:
-        curves: ``{line name: {k: recall at k}}``.
+        panels: ``{panel title (e.g. "audio to video"): {line name: {k: recall at k}}}``.
         title: Figure title.
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.subplots()
-    all_ks: set[int] = set()
-    for name, points in curves.items():
-        ks = sorted(points)
-        all_ks |= set(ks)
-        style = {"linestyle": "--", "color": "0.4"} if name.startswith("random") else {}
-        ax.plot(ks, [points[k] for k in ks], marker="o", label=name, **style)
-    ax.set(xlabel="k", ylabel="recall at k", ylim=(0, 1.01))
-    ax.set_xscale("log")
-    ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
-    ax.minorticks_off()
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4.2 * cols + 0.6, 3.4 * rows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
+    colours = {}
+    cycle = __import__("matplotlib").colormaps["tab10"]
+    for ax, (panel, curves) in zip(axes, panels.items(), strict=False):
+        all_ks: set[int] = set()
+        for name, points in curves.items():
+            ks = sorted(points)
+            all_ks |= set(ks)
+            if name.startswith("random"):
+                style = {"linestyle": "--", "color": "0.4"}
+            else:
+                style = {"color": colours.setdefault(name, cycle(len(colours) % 10))}
+            marker = "o" if len(ks) <= 12 else None
+            ax.plot(ks, [points[k] for k in ks], marker=marker, label=name, **style)
+        ax.set_xscale("log")
+        if 0 < len(all_ks) <= 6:
+            ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
+            ax.minorticks_off()
+        else:
+            from matplotlib.ticker import FuncFormatter
+
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set(xlabel="k", ylim=(0, 1.01), title=panel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[::cols]:
+        ax.set_ylabel("recall at k")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     return _png(fig)
 
 

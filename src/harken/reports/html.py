@@ -385,16 +385,103 @@ def results_md_section(run: Run, note: str) -> Section:
     return Section("Results", (body or "<p>No results.md in this run.</p>") + note)
 
 
+# --- tri-modal protocols (discovery, retrieval, linear probe) ------------------------------------
+
+
+def per_unit(run: Run, name: str, *keys: str) -> dict[tuple, dict[str, list[dict]]]:
+    """The rows of the per-clip file ``name`` as ``{(method, *keys): {seed: rows}}``."""
+    out: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in run.rows(name):
+        out[(r["method"], *(r[k] for k in keys))][r["seed"]].append(r)
+    return out
+
+
+def aligned(units: dict[str, list[dict]], key: str) -> list[list[dict]] | None:
+    """Each seed's rows sorted by ``key``; None unless every seed has the same rows (a paired
+    bootstrap resamples the same clips or queries in every seed)."""
+    out = [sorted(rows, key=lambda r: r[key]) for rows in units.values()]
+    ids = [[r[key] for r in rows] for rows in out]
+    if not out or any(i != ids[0] for i in ids) or len(set(ids[0])) != len(ids[0]):
+        return None
+    return out
+
+
+def paired_ci(
+    units: list[list[dict]] | None, columns: dict[str, Callable], metrics: dict, strata=None
+) -> dict:
+    """:func:`harken.metrics.bootstrap.paired_bootstrap_ci` of per-clip rows (empty without
+    rows); ``columns`` maps a column name to the function reading it from a row."""
+    from harken.metrics.bootstrap import paired_bootstrap_ci
+
+    if not units:
+        return {}
+    data = [{c: np.array([get(r) for r in rows]) for c, get in columns.items()} for rows in units]
+    strata_values = data[0][strata] if strata else None
+    return paired_bootstrap_ci(
+        data, metrics, n=RESAMPLES, seed=BOOTSTRAP_SEED, strata=strata_values
+    )
+
+
+def trimodal_note(what: str, file: str, present: bool, extra: str = "") -> str:
+    text = (
+        "mean ± spread (standard deviation over training seeds) [95% CI: percentile bootstrap "
+        f"over the {what}, {RESAMPLES} resamples, seed {BOOTSTRAP_SEED}; each resample is "
+        f"applied to every seed, then averaged over seeds; from {file}]. {extra}"
+    )
+    if not present:
+        text += (
+            f" This run has no {file} (written by harken since the report's intervals), so "
+            "no CI is shown; rerun it to get them."
+        )
+    return text.strip()
+
+
 @reporter("discovery")
 def discovery_sections(run: Run) -> list[Section]:
-    """ROC and PR curves per modality pair (first seed of each method, from ``curves/``)."""
+    """AUCs with the seed spread and bootstrap CIs over the evaluation clips (from
+    ``scores.csv``, resampled within sounding / silent clips), ROC and PR curves per modality
+    pair (first seed of each method, from ``curves/``)."""
+    from harken.metrics.bootstrap import average_precision, roc_auc
     from harken.reports.figures import discovery_png
 
-    note = (
-        "<p class='note'>± is the spread (standard deviation) over training seeds. No bootstrap "
-        "CI: discovery runs store curves, not per-clip scores.</p>"
+    r, pairs, metrics = run.results, ("AV", "AL"), ("roc_auc", "pr_auc")
+    by_method = per_unit(run, "scores.csv")
+    c = r["chance"]
+    rows = [["random", *(f"{c[p][m]:.3f}" for p in pairs for m in metrics)]]
+    for name, m in r["methods"].items():
+        units = aligned(by_method.get((name,), {}), "clip_id")
+        cells = []
+        for pair in pairs:
+            if pair not in m:
+                cells += ["–", "–"]
+                continue
+            ci = paired_ci(
+                units,
+                {"y": lambda row: int(row["sounding"]), "s": lambda row, p=pair: float(row[p])},
+                {
+                    "roc_auc": lambda x: roc_auc(x["y"], x["s"]),
+                    "pr_auc": lambda x: average_precision(x["y"], x["s"]),
+                },
+                strata="y",
+            )
+            ci = consistent(ci, m[pair]) if ci else {}
+            cells += [ci_cell(m[pair][k]["mean"], m[pair][k]["std"], ci.get(k)) for k in metrics]
+        rows.append([name, *cells])
+    p = r["protocol"]
+    note = trimodal_note(
+        f"{p['clips']} evaluation clips (resampled within the sounding and the silent ones)",
+        "scores.csv",
+        bool(by_method),
+        "PR = average precision (step-wise area under the PR curve).",
     )
-    sections = [results_md_section(run, note)]
+    intro = (
+        f"<p>{p['clips']} evaluation clips, {p['positives']} sounding (rate "
+        f"{p['positive_rate']:.3f}); methods trained on {p['train_clips']} clips (text: "
+        f"{esc(p['text'])}), seeds {esc(p['seeds'])}. AV: audio–video cosine, AL: "
+        "audio–language cosine.</p>"
+    )
+    header = ["method", "AV ROC-AUC", "AV PR-AUC", "AL ROC-AUC", "AL PR-AUC"]
+    sections = [Section("Results", intro + table(header, rows, note))]
     first: dict[str, dict] = {}
     for f in sorted((run.path / "curves").glob("*-seed*.json")):
         method, _, seed_text = f.stem.rpartition("-seed")
@@ -404,8 +491,8 @@ def discovery_sections(run: Run) -> list[Section]:
         ):
             first[method] = (seed, json.loads(f.read_text(encoding="utf-8")))
     figures = []
-    pairs = sorted({p for _, c in first.values() for p in c})
-    for pair in pairs:
+    pairs_drawn = sorted({p for _, c in first.values() for p in c})
+    for pair in pairs_drawn:
         curves = {m: c[pair] for m, (_, c) in first.items() if pair in c}
         title = f"{pair}: " + ("audio–video" if pair == "AV" else "audio–language") + " discovery"
         figures.append(Figure(f"discovery-{pair}", title, discovery_png(curves, title)))
@@ -420,52 +507,169 @@ def discovery_sections(run: Run) -> list[Section]:
 
 
 RETRIEVAL_KS = (1, 5, 10)
+RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank")
 
 
-def recall_at_k_section(lines: dict[str, dict[int, float]], text: str) -> Section:
+def recall_at_k_section(panels: dict[str, dict[str, dict[int, float]]], text: str) -> Section:
+    """The R@k figure: one panel per direction, ``{panel: {line: {k: R@k}}}``."""
     from harken.reports.figures import recall_at_k
 
-    png = recall_at_k(lines, title="recall at k")
+    png = recall_at_k(panels, title="recall at k")
     figure = Figure("recall-at-k", "R@k per method and direction", png)
     return Section("Recall at k", text, [figure])
 
 
+def _recall_curve(units: list[list[dict]]) -> dict[int, float]:
+    """R@k at every k from 1 to the pool size, the mean over seeds of ``mean(rank ≤ k)``."""
+    items = int(units[0][0]["items"])
+    curves = []
+    for rows in units:
+        counts = np.bincount([int(r["rank"]) for r in rows], minlength=items + 1)[1 : items + 1]
+        curves.append(np.cumsum(counts) / len(rows))
+    return dict(zip(range(1, items + 1), np.mean(curves, axis=0).tolist(), strict=True))
+
+
 @reporter("retrieval")
 def retrieval_sections(run: Run) -> list[Section]:
-    """Tables and R@k (k = 1, 5, 10: what the run stores) per method and direction."""
+    """R@1/5/10, mAP@10 and median rank with the seed spread and bootstrap CIs over the queries
+    (from ``ranks.csv``); R@k curves at every k per direction, with the random baseline."""
+    from harken.metrics.bootstrap import mean_of, median, recall_at
+    from harken.protocols.retrieval import random_recall_curve
+
     r = run.results
-    note = "<p class='note'>± is the spread (standard deviation) over training seeds.</p>"
-    lines: dict[str, dict[int, float]] = {}
-    for name, m in r["methods"].items():
-        for direction, metrics in m.get("directions", {}).items():
-            label = f"{name}, {direction.replace('_', ' ')}"
-            lines[label] = {k: metrics[f"R@{k}"]["mean"] for k in RETRIEVAL_KS}
+    by_unit = per_unit(run, "ranks.csv", "direction")
+    metrics = {
+        **{f"R@{k}": recall_at(k) for k in RETRIEVAL_KS},
+        "mAP@10": mean_of("ap"),
+        "median_rank": median("rank"),
+    }
+    columns = {"rank": lambda row: int(row["rank"]), "ap": lambda row: float(row["ap@10"])}
+    rows = []
     for kind, chance in r.get("chance", {}).items():
-        lines[f"random ({kind.replace('_', ' ')})"] = {k: chance[f"R@{k}"] for k in RETRIEVAL_KS}
-    text = (
-        "<p>Recall at k = 1, 5, 10 (means over seeds), the random baselines included. The run "
-        "stores these three points; a finer curve needs each query's rank stored.</p>"
+        rows.append(
+            ["random", kind.replace("_", " ")]
+            + [f"{chance[k]:.3f}" if k in chance else "–" for k in RETRIEVAL_METRICS]
+        )
+    panels: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
+    baselines: dict[str, dict[int, float]] = {}
+    for name, m in r["methods"].items():
+        for direction, v in m.get("directions", {}).items():
+            units = aligned(by_unit.get((name, direction), {}), "query_id")
+            ci = consistent(paired_ci(units, columns, metrics), v) if units else {}
+            rows.append(
+                [name, direction.replace("_", " ")]
+                + [ci_cell(v[k]["mean"], v[k]["std"], ci.get(k)) for k in RETRIEVAL_METRICS]
+            )
+            if units:
+                panel = direction.replace("_", " ")
+                panels[panel][name] = _recall_curve(units)
+                if panel not in baselines:
+                    first = units[0]
+                    ks = list(range(1, int(first[0]["items"]) + 1))
+                    values = random_recall_curve(
+                        [int(q["relevant"]) for q in first], [int(q["items"]) for q in first], ks
+                    )
+                    baselines[panel] = dict(zip(ks, values, strict=True))
+    p = r["protocol"]
+    note = trimodal_note(
+        "queries of each direction",
+        "ranks.csv",
+        bool(by_unit),
+        "A retrieval is correct when both clips share a group; median rank: the rank of the "
+        "first correct item, lower is better.",
     )
-    return [results_md_section(run, note), recall_at_k_section(lines, text)]
+    intro = (
+        f"<p>{p['groups']} groups ({esc(r.get('target'))}); {p['queries']} queries, "
+        f"{p['items']} retrieval items; methods trained on {p['train_clips']} clips (text: "
+        f"{esc(p['text'])}), seeds {esc(p['seeds'])}.</p>"
+    )
+    header = ["method", "direction", *RETRIEVAL_METRICS]
+    sections = [Section("Results", intro + table(header, rows, note))]
+    if panels:
+        for panel, curve in baselines.items():
+            panels[panel]["random"] = curve
+        text = (
+            "<p>Recall at every k from 1 to the retrieval pool's size (log scale), from each "
+            "query's rank in ranks.csv, the mean over seeds; one panel per direction, the "
+            "dashed line is the expected R@k of a random ranking of the same pool.</p>"
+        )
+    else:
+        lines: dict[str, dict[int, float]] = {}
+        for name, m in r["methods"].items():
+            for direction, metrics_ in m.get("directions", {}).items():
+                label = f"{name}, {direction.replace('_', ' ')}"
+                lines[label] = {k: metrics_[f"R@{k}"]["mean"] for k in RETRIEVAL_KS}
+        for kind, chance in r.get("chance", {}).items():
+            lines[f"random ({kind.replace('_', ' ')})"] = {
+                k: chance[f"R@{k}"] for k in RETRIEVAL_KS
+            }
+        panels = {"all directions": lines}
+        text = (
+            "<p>Recall at k = 1, 5, 10 (means over seeds), the random baselines included. This "
+            "run has no ranks.csv (each query's rank), so only these three points are drawn; "
+            "rerun it for the curve at every k.</p>"
+        )
+    sections.append(recall_at_k_section(dict(panels), text))
+    return sections
+
+
+PROBE_METRICS = ("top1", "top5", "mca", "map", "mauc")
+PROBE_NAMES = {"top1": "Top-1", "top5": "Top-5", "mca": "mCA", "map": "mAP", "mauc": "mAUC"}
 
 
 @reporter("linear-probe")
 def linear_probe_sections(run: Run) -> list[Section]:
-    """The probe table and validation top-1 against C per representation."""
+    """The probe table with the seed spread of the trained heads and bootstrap CIs of Top-1,
+    Top-5 and mCA over the test clips (from ``predictions.csv``); validation top-1 against C."""
+    from harken.metrics.bootstrap import recall_at, unweighted_accuracy, weighted_accuracy
     from harken.reports.figures import validation_grid
 
-    note = (
-        "<p class='note'>± is the spread over training seeds of the heads (frozen encoders "
-        "have one run).</p>"
+    r = run.results
+    p = r["protocol"]
+    by_method = per_unit(run, "predictions.csv")
+    codes: dict[str, int] = {}
+    columns = {
+        "y": lambda row: codes.setdefault(row["label"], len(codes)),
+        "p": lambda row: codes.setdefault(row["predicted"], len(codes)),
+        "rank": lambda row: int(row["true_rank"]),
+    }
+    metrics = {
+        "top1": lambda c: weighted_accuracy(c["y"], c["p"]),
+        "top5": recall_at(min(5, p["classes"])),
+        "mca": lambda c: unweighted_accuracy(c["y"], c["p"]),
+    }
+    ch = r["chance"]
+    rows = [["chance (training prior)", *(f"{ch[m]:.3f}" for m in PROBE_METRICS), "–"]]
+    for name, m in r["methods"].items():
+        units = aligned(by_method.get((name,), {}), "clip_id")
+        ci = consistent(paired_ci(units, columns, metrics), m) if units else {}
+        frozen = m.get("kind") == "encoder"
+        cells = [
+            ci_cell(m[k]["mean"], None if frozen else m[k]["std"], ci.get(k)) for k in PROBE_METRICS
+        ]
+        rows.append([name, *cells, ", ".join(f"{c:g}" for c in m.get("C", []))])
+    clips = p["clips"]
+    note = trimodal_note(
+        f"{clips['test']} test clips",
+        "predictions.csv",
+        bool(by_method),
+        "Frozen encoders have one run (no spread). mAP and mAUC have no CI (they need every "
+        "class's score, which predictions.csv does not keep).",
     )
+    intro = (
+        f"<p>{p['classes']} classes; {clips['train']} training / {clips['val']} validation / "
+        f"{clips['test']} test clips (split by recording); C chosen on validation from "
+        f"{esc(p['grid'])}; trained heads over seeds {esc(p['seeds'])}.</p>"
+    )
+    header = ["representation", *(PROBE_NAMES[m] for m in PROBE_METRICS), "C"]
+    sections = [Section("Results", intro + table(header, rows, note))]
     curves = {}
-    for name, m in run.results["methods"].items():
+    for name, m in r["methods"].items():
         runs = m.get("runs") or []
         grid = runs[0].get("validation", {}).get("grid") if runs else None
         if grid:
             chosen = runs[0]["validation"]["C"]
             curves[name] = ([g["C"] for g in grid], [g["top1"] for g in grid], chosen)
-    sections = [results_md_section(run, note)]
     if curves:
         png = validation_grid(curves)
         sections.append(
