@@ -18,7 +18,10 @@ A report never replaces a file harken did not write: an existing page must be a 
 
 Uncertainty is labelled by kind: **spread** is the standard deviation over the run's folds ×
 seeds (or GZSL splits × seeds), as in ``results.md``; **95% CI** is a percentile bootstrap over
-the test clips (:func:`harken.metrics.bootstrap.bootstrap_ci`, 1,000 resamples, seed 0).
+the test clips (:func:`harken.metrics.bootstrap.bootstrap_ci`, 1,000 resamples, seed 0). The
+tri-modal protocols store their per-clip output (discovery ``scores.csv``, retrieval
+``ranks.csv``, linear probe ``predictions.csv``) and resample clips or queries once for all
+seeds (:func:`harken.metrics.bootstrap.paired_bootstrap_ci`).
 """
 
 from __future__ import annotations
