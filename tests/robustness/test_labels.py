@@ -4,7 +4,6 @@ after normalisation, and labels files that are folders or not UTF-8."""
 from __future__ import annotations
 
 import json
-import time
 
 from .conftest import assert_clean_error, assert_mentions_any, assert_ok, cli
 
@@ -30,14 +29,11 @@ def test_duplicated_labels_are_a_usage_error_naming_them(clip, capsys):
 def test_five_thousand_labels_work(clip, capsys):
     labels = [f"kitchen sound number {i}" for i in range(5000)]
     labels[1234] = "blender"
-    start = time.monotonic()
     result = _predict(capsys, clip, "--labels", ",".join(labels), "--templates", "the sound of {}")
-    elapsed = time.monotonic() - start
     assert_ok(result)
     ranked = _labels_of(result)
     assert len(ranked) == 5000 and set(ranked) == set(labels)
     assert ranked[0] == "blender"
-    assert elapsed < 120, f"5,000 labels took {elapsed:.0f} s"
 
 
 def test_quoted_comma_stays_inside_one_label(clip, capsys):
