@@ -139,3 +139,35 @@ def test_defaults_are_capped_by_cores_per_worker(no_override, monkeypatch):
     assert threads.default_threads("not-measured") == threads.FALLBACK
     with pytest.raises(ConfigError, match="workers=0"):
         threads.default_threads("big", 0)
+
+
+def test_minilm_text_encoding_runs_at_its_default_and_is_thread_independent(
+    no_override, monkeypatch
+):
+    monkeypatch.setenv("HARKEN_TEXT_CACHE", "0")
+    encoder = get_encoder("minilm")
+    texts = ["the sound of a blender", "water boiling in a kettle", "a knife chopping onions"]
+    seen = []
+    model = encoder._load()
+    forward = model.encode
+    monkeypatch.setattr(
+        model, "encode", lambda *a, **k: seen.append(torch.get_num_threads()) or forward(*a, **k)
+    )
+    with threads.limit(2):  # an outer block is kept
+        two = encoder.embed(texts)
+    one = encoder.embed(texts)  # the measured default
+    assert set(seen) == {2, threads.default_threads("minilm")}
+    assert np.array_equal(one, two)
+
+
+def test_efficientnet_differs_across_thread_counts_only_by_float_rounding():
+    """Not bit-identical: torch's convolutions split their sums by thread (measured max
+    difference 4e-6 on features of magnitude ~1); the store's key omits the thread count, so
+    executors must use the same count (``default_threads`` gives every worker the same one)."""
+    encoder = get_encoder("efficientnet-lite0")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 240, 320, 3), dtype=np.uint8)
+    with threads.limit(1, torch=True):
+        one = encoder.embed(frames)
+    with threads.limit(2, torch=True):
+        two = encoder.embed(frames)
+    np.testing.assert_allclose(one, two, rtol=0, atol=1e-4)

@@ -16,9 +16,11 @@ onnxruntime fixes a session's thread count when the session is built, so an onnx
 asks :func:`onnx_threads` for the count of the block it is loaded (or run) in and keeps one
 session per count.
 
-Thread counts change no result: the encoders' outputs are bit-identical at 1 and 2 threads
-(``tests/encoders/test_threads.py``), which is why the count is not part of an encoder's
-config (nor of the feature store's key).
+Thread counts change no result of yamnet, aisfx or minilm: their outputs are bit-identical at
+1 and 2 threads (``tests/encoders/test_threads.py``), which is why the count is not part of an
+encoder's config (nor of the feature store's key). EfficientNet-Lite0's convolutions are not:
+its features differ by float rounding (≈4e-6) between counts, so every worker of one job must
+run at the same count — :func:`default_threads` gives them the same one.
 """
 
 from __future__ import annotations
