@@ -44,10 +44,12 @@ MEASURED: dict[str, int] = {
     "efficientnet-lite0": 1,
     "minilm": 1,
 }
-"""The fastest intra-op thread count per offline encoder for one worker, measured on a 2-core
-machine (``benchmarks/encoders.py --sweep``, interleaved rounds; figures in
-``benchmarks/README.md``). It is an upper bound: with ``workers`` processes sharing the cores,
-each gets at most ``cores // workers``."""
+"""The fastest intra-op thread count per offline encoder for one worker, measured on the 2-core
+development machine under load (``benchmarks/encoders.py``, interleaved rounds; table in
+``benchmarks/README.md``). One thread beat two by 4.1× (yamnet), 1.3× (aisfx), 4.1× (minilm)
+and 3.3× (efficientnet-lite0). It is an upper bound: with ``workers`` processes sharing the
+cores, each gets at most ``cores // workers``. Only 1 and 2 were measurable here; on a quiet
+many-core machine more may pay for the torch encoders (``HARKEN_THREADS`` sets it)."""
 
 FALLBACK = 1
 """Threads for an encoder that was not measured: spin-waiting pools cost more than they gain on
