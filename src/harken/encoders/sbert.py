@@ -16,6 +16,7 @@ import numpy as np
 from harken.encoders._hf import load_or_unavailable, progress
 from harken.encoders.base import ENCODERS
 from harken.encoders.device import OnDevice, device_config
+from harken.encoders.threads import around_encoding
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
 
@@ -94,6 +95,7 @@ class SbertEncoder(OnDevice):
         self._model = model
         return model
 
+    @around_encoding  # the encoder's measured thread counts (harken.encoders.threads)
     def embed(self, batch: Sequence[str]) -> np.ndarray:
         """Embed texts; a text's row never depends on the other texts of the call.
 

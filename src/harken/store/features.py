@@ -56,6 +56,7 @@ from harken.data.audio import load_audio
 from harken.data.manifest import Clip
 from harken.encoders.base import Encoder, config_hash
 from harken.encoders.stream import embed_audio_file, is_long_clip
+from harken.encoders.threads import around_encoding
 from harken.errors import AudioError, DataError, VideoError
 from harken.store.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
@@ -267,6 +268,7 @@ def encode_usable(
     return _encode(encoder, clips, skip_bad=True)
 
 
+@around_encoding  # the encoder's measured thread counts, restored afterwards
 def _encode(
     encoder: Encoder, clips: Sequence[Clip], skip_bad: bool
 ) -> tuple[np.ndarray, list[int], list[BadClip]]:
