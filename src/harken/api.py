@@ -1280,7 +1280,7 @@ def _detection_files(files: Sequence[str | Path]) -> list[str]:
         files = [files]
     if not files:
         raise ConfigError("no audio or video files given")
-    found = expand_inputs(files)
+    found = [f for f, _ in expand_sources(files)]  # a WebDataset shard: its members' copies
     for f in found:
         check_file(f, length_limit=False)
     return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,10 @@ from harken.cli import main
 from harken.data.readers import read_dataset
 from harken.data.readers import webdataset as wds_reader
 from harken.errors import AudioError, DataError
+from harken.experiment import Experiment, ExperimentConfig
 from harken.store.features import FeatureStore
 from harken.store.index import EmbeddingIndex
+from harken.store.runs import RunFolder
 from store.conftest import StatsEncoder
 
 
@@ -56,8 +59,10 @@ def write_shards(folder: Path, clips, per_shard: int = 3, corrupt: int | None = 
 
 @pytest.fixture(scope="module")
 def clips(shared_data):
-    """The first six Kitchen20 clips, with their folds and Freesound groups."""
-    return read_dataset("kitchen20", shared_data / "kitchen20").clips[:6]
+    """Six Kitchen20 clips, two of each of three classes, with their folds and groups."""
+    every = read_dataset("kitchen20", shared_data / "kitchen20").clips
+    classes = sorted({c.labels["label"] for c in every})[:3]
+    return [c for k in classes for c in [x for x in every if x.labels["label"] == k][:2]]
 
 
 @pytest.fixture
@@ -163,3 +168,31 @@ def test_broken_shards_give_errors_naming_the_shard(tmp_path, clips):
         _add(t, "a.json", b"{not json")
     with pytest.raises(DataError, match=r"x\.tar#a\.json: not valid UTF-8 JSON"):
         read_dataset(str(bad_json))
+
+
+def test_an_experiment_reads_shards_named_beside_its_toml(tmp_path, clips):
+    write_shards(tmp_path / "wds", clips)
+    toml = tmp_path / "exp.toml"
+    toml.write_text(
+        "[data]\ndataset = 'wds/shards-{000..001}.tar'\n"
+        "[protocol]\nfolds = 3\nn_test = 1\nn_dev = 1\n[methods]\nnames = ['bridge']\n"
+    )
+    config = ExperimentConfig.from_toml(toml)
+    assert config.dataset == str(tmp_path / "wds" / "shards-{000..001}.tar")
+    manifest = Experiment(config, RunFolder(tmp_path / "run")).load_data()
+    assert manifest.name == "shards"
+    assert manifest.labels("label") == [c.labels["label"] for c in clips]
+
+
+def test_a_shard_is_streamed_not_loaded_whole(tmp_path, shared_data):
+    every = read_dataset("kitchen20", shared_data / "kitchen20").clips[:40]
+    (tar,) = write_shards(tmp_path / "wds", every, per_shard=40)
+    wds_reader.read_shard(write_shards(tmp_path / "warm", every[:1])[0])  # imports, caches
+    tracemalloc.start()
+    try:
+        samples = wds_reader.read_shard(tar)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(samples) == 40
+    assert peak < tar.stat().st_size / 4, (peak, tar.stat().st_size)  # measured: ~0.1 of it
