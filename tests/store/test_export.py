@@ -16,7 +16,7 @@ import soundfile as sf
 from harken import api
 from harken.cli import main
 from harken.data.readers import read_dataset
-from harken.errors import ConfigError
+from harken.errors import ConfigError, DataError
 from harken.store import export as exporter
 from harken.store.features import FeatureStore
 from harken.store.index import EmbeddingIndex
@@ -176,3 +176,12 @@ def test_a_silent_clip_does_not_stop_a_dataset_export(tmp_path, monkeypatch):
         api.export(
             csv_path, tmp_path / "f.npy", encoder="stats", store_dir=tmp_path / "s", strict=True
         )
+
+
+def test_an_altered_index_is_refused(index, tmp_path):
+    emb = np.load(index / "embeddings.npy")
+    emb[0, 0] += 1
+    np.save(index / "embeddings.npy", emb)
+    with pytest.raises(DataError, match="does not match its sha256"):
+        api.export(index, tmp_path / "e.parquet")
+    assert not (tmp_path / "e.parquet").exists()

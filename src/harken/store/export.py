@@ -32,11 +32,12 @@ manifest); anything else is refused before any work.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import numpy as np
 
 from harken.data.manifest import Clip
 from harken.errors import ConfigError, DataError
-from harken.store.atomic import NpyRowWriter, atomic_write_text, remove_stale_temps
+from harken.store.atomic import NpyRowWriter, remove_stale_temps
 
 FORMAT = "harken-export"
 FORMAT_VERSION = 1
@@ -91,11 +92,12 @@ class ExportRows:
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
 
-    def manifest(self, with_clips: bool) -> dict:
-        """The export's record (``clips`` only for the ``.npy`` manifest: Parquet has columns)."""
+    def manifest(self) -> dict:
+        """The export's record, without the per-row clips (Parquet has them as columns; the
+        ``.npy`` manifest streams them after this record: :func:`write_manifest`)."""
         from harken import __version__
 
-        record = {
+        return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "harken_version": __version__,
@@ -107,14 +109,13 @@ class ExportRows:
             "row_order": "the source's order: index rows, or the dataset's clips minus skipped",
             "skipped": self.skipped,
         }
-        if with_clips:
-            record["clips"] = [
-                {"clip_id": c, "path": p, "start": s, "end": e, "labels": lab}
-                for c, p, s, e, lab in zip(
-                    self.clip_ids, self.paths, self.starts, self.ends, self.labels, strict=True
-                )
-            ]
-        return record
+
+    def clips(self) -> Iterator[dict]:
+        """Each row's ``{"clip_id", "path", "start", "end", "labels"}``, in row order."""
+        for c, p, s, e, lab in zip(
+            self.clip_ids, self.paths, self.starts, self.ends, self.labels, strict=True
+        ):
+            yield {"clip_id": c, "path": p, "start": s, "end": e, "labels": lab}
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -127,26 +128,27 @@ def index_rows(folder: str | os.PathLike) -> ExportRows:
         DataError: not a harken index, or its files are corrupt (see
             :meth:`~harken.store.index.EmbeddingIndex.load`).
     """
-    from harken.store.index import EmbeddingIndex
+    from harken.store.index import _read_files, _read_header
 
     folder = Path(folder)
-    index = EmbeddingIndex.load(folder, verify=True)  # checks the hashes once
-    emb = np.load(folder / "embeddings.npy", mmap_mode="r", allow_pickle=False)
-    meta = index.meta
-    n = index.count
-    clip_ids = list(meta.get("clips") or index.files)
+    header = _read_header(folder)
+    files = list(_read_files(folder, header, verify=True))
+    emb = _mapped_embeddings(folder, header)
+    meta = header.get("meta") or {}
+    n = len(files)
+    clip_ids = list(meta.get("clips") or files)
     spans = meta.get("spans") or [[None, None]] * n
     labels = meta.get("labels") or [{}] * n
     pipeline = {
         "kind": "index",
         "space": meta.get("space"),
         "space_config": meta.get("space_config"),
-        "search_backend": index.backend,
+        "search_backend": header["backend"],
     }
     return ExportRows(
         emb,
         clip_ids,
-        list(index.files),
+        files,
         [s[0] for s in spans],
         [s[1] for s in spans],
         [dict(x) for x in labels],
@@ -154,6 +156,32 @@ def index_rows(folder: str | os.PathLike) -> ExportRows:
         str(folder.resolve()),
         list(meta.get("skipped", [])),
     )
+
+
+def _mapped_embeddings(folder: Path, header: dict) -> np.ndarray:
+    """An index's ``embeddings.npy`` as a read-only memory map, its sha256 checked in blocks
+    (as :meth:`~harken.store.index.EmbeddingIndex.load` checks it, without loading it whole).
+
+    Raises:
+        DataError: missing, unreadable, of another shape or dtype, or changed since it was saved.
+    """
+    path = folder / "embeddings.npy"
+    hint = "rebuild it with `harken index`"
+    try:
+        emb = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{folder}: embeddings.npy missing; {hint}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is corrupt ({exc}); {hint}") from exc
+    expected = (header["count"], header["dim"])
+    if emb.dtype != np.float32 or emb.shape != expected or not emb.flags.c_contiguous:
+        raise DataError(f"{path} holds {emb.dtype} {emb.shape}, not float32 {expected}; {hint}")
+    digest = hashlib.sha256()
+    for lo in range(0, len(emb), ROW_GROUP):
+        digest.update(np.ascontiguousarray(emb[lo : lo + ROW_GROUP]).tobytes())
+    if digest.hexdigest() != header["embeddings_sha256"]:
+        raise DataError(f"{path} does not match its sha256 in index.json (changed); {hint}")
+    return emb
 
 
 @contextlib.contextmanager
@@ -305,10 +333,29 @@ def write_npy(rows: ExportRows, out: Path, block: int | None = None) -> Path:
         for lo in range(0, n, block):
             hi = min(lo + block, n)
             writer.write(np.arange(lo, hi), np.asarray(rows.embeddings[lo:hi], np.float32))
-        text = json.dumps(rows.manifest(with_clips=True), indent=1, ensure_ascii=False)
-        atomic_write_text(manifest_file(out), text + "\n")
+        write_manifest(rows, manifest_file(out))
         writer.commit(list(range(n)))
     return out
+
+
+def write_manifest(rows: ExportRows, path: Path) -> None:
+    """The ``.npy`` manifest: :meth:`ExportRows.manifest` plus ``clips``, one JSON line per
+    row, streamed to a temporary file and renamed into place (memory flat in rows)."""
+    head = json.dumps(rows.manifest(), indent=1, ensure_ascii=False)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(head[: -len("\n}")] + ',\n "clips": [')
+            for i, clip in enumerate(rows.clips()):
+                f.write(("\n  " if i == 0 else ",\n  ") + json.dumps(clip, ensure_ascii=False))
+            f.write("\n ]\n}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _table(pa, rows: ExportRows, lo: int, hi: int, schema):
@@ -340,7 +387,7 @@ def write_parquet(rows: ExportRows, out: Path, row_group: int | None = None) -> 
             ("labels", pa.map_(pa.string(), pa.string())),
             ("embedding", pa.list_(pa.float32(), rows.dim)),
         ],
-        metadata={"harken": json.dumps(rows.manifest(with_clips=False), ensure_ascii=False)},
+        metadata={"harken": json.dumps(rows.manifest(), ensure_ascii=False)},
     )
     remove_stale_temps(out)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
