@@ -196,3 +196,20 @@ def test_a_shard_is_streamed_not_loaded_whole(tmp_path, shared_data):
         tracemalloc.stop()
     assert len(samples) == 40
     assert peak < tar.stat().st_size / 4, (peak, tar.stat().st_size)  # measured: ~0.1 of it
+
+
+def test_shards_export_to_parquet_with_their_json_labels(tmp_path, clips, stats):
+    import pyarrow.parquet as pq
+
+    write_shards(tmp_path / "wds", clips)
+    pattern = str(tmp_path / "wds" / "shards-{000..001}.tar")
+    out = api.export(pattern, tmp_path / "e.parquet", encoder="stats", store_dir=tmp_path / "s")
+    table = pq.read_table(out)
+    tars = [(tmp_path / "wds" / f"shards-00{i}.tar").resolve() for i in (0, 1)]
+    assert table.column("path").to_pylist() == [f"{tars[i // 3]}#{i:06d}.flac" for i in range(6)]
+    assert [dict(x)["label"] for x in table.column("labels").to_pylist()] == [
+        c.labels["label"] for c in clips
+    ]
+    expected = FeatureStore(tmp_path / "ref", progress=False).get("f", StatsEncoder(), clips)
+    column = table.column("embedding").combine_chunks()
+    np.testing.assert_array_equal(column.values.to_numpy().reshape(6, 3), expected)
