@@ -1,6 +1,6 @@
 """The Python API: the same verbs as the CLI (``run``, ``demo``, ``predict``, ``embed``,
-``index``, ``search``, ``bench_zeroshot``), plus :class:`Classifier` (labels chosen and embedded
-once) and :func:`embed_text`.
+``index``, ``search``, ``export``, ``bench_zeroshot``), plus :class:`Classifier` (labels chosen
+and embedded once) and :func:`embed_text`.
 
 >>> from harken import api
 >>> clip = "../shared/data/kitchen20/audio/blender/0-158737-A-0.flac"
@@ -71,6 +71,7 @@ __all__ = [
     "demo",
     "embed",
     "embed_text",
+    "export",
     "index",
     "predict",
     "report",
@@ -346,10 +347,12 @@ def _clips(files: Sequence[str | Path]) -> list[Clip]:
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
-    """Files as given; folders expand to the audio/video files inside them (sorted)."""
+    """Files as given; folders expand to the audio/video files and WebDataset ``.tar`` shards
+    inside them (sorted); a shard brace pattern (``shards-{000..009}.tar``) to its shards."""
     from harken.data.audio import SOUNDFILE_SUFFIXES
+    from harken.data.readers.webdataset import expand_shards, is_shard_spec
 
-    media = SOUNDFILE_SUFFIXES | {".mp4", ".mkv", ".webm", ".m4a", ".mov", ".opus"}
+    media = SOUNDFILE_SUFFIXES | {".mp4", ".mkv", ".webm", ".m4a", ".mov", ".opus", ".tar"}
     out: list[str] = []
     for item in inputs:
         p = Path(item)
@@ -358,8 +361,32 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[str]:
             if not found:
                 raise DataError(f"{p}: no audio or video files in this folder")
             out += found
+        elif is_shard_spec(item) and not p.is_file():  # a brace pattern, or a missing shard
+            out += [str(f) for f in expand_shards(item)]
         else:
             out.append(str(item))
+    return out
+
+
+def expand_sources(inputs: Sequence[str | Path]) -> list[tuple[str, str | None]]:
+    """:func:`expand_inputs` with every WebDataset shard expanded to its audio members.
+
+    Returns:
+        ``(file, source)`` per input clip: ordinary files as ``(path, None)``; a shard's member
+        as ``(its content-addressed copy, "<shard>#<member>")`` (see
+        :mod:`harken.data.readers.webdataset`; the shard is streamed, one member in memory).
+
+    Raises:
+        DataError: a folder without media, a missing or corrupt shard (naming it and the member).
+    """
+    from harken.data.readers.webdataset import is_shard_spec, shard_clips
+
+    out: list[tuple[str, str | None]] = []
+    for f in expand_inputs(inputs):
+        if is_shard_spec(f):
+            out += [(str(c.audio_path), c.source) for c in shard_clips([f])]
+        else:
+            out.append((f, None))
     return out
 
 
@@ -481,7 +508,7 @@ def embed(
     if out is None:
         emb, kept, bad = embed_inputs(enc, ready, strict, store_dir)
         every = sorted([*skipped, *bad], key=lambda b: b.index)
-        names = [i.path if isinstance(i, FileInput) else None for i in kept]
+        names = [i.name if isinstance(i, FileInput) else None for i in kept]
         return Embedded(emb, names, every, None, [i.index for i in kept])
     return _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress)
 
@@ -490,7 +517,7 @@ def _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress) -> Emb
     """:func:`embed` of files into ``out``, with the row list and the sidecar."""
     from harken import __version__
 
-    clips = _clips([i.path for i in ready])
+    clips = [Clip(clip_id=i.name, audio_path=Path(i.path), source=i.source) for i in ready]
     store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
     with NpyRowWriter(out, len(clips)) as writer:
         report = store.fill("files", enc, clips, writer.write, skip_bad=not strict)
@@ -500,7 +527,7 @@ def _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress) -> Emb
             [
                 *skipped,
                 *(
-                    Skipped(ready[p].index, ready[p].path, b.reason)
+                    Skipped(ready[p].index, ready[p].name, b.reason)
                     for p, b in zip(report.bad_positions, report.bad, strict=True)
                 ),
             ],
@@ -511,7 +538,7 @@ def _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress) -> Emb
                 f"none of the {len(ready) + len(skipped)} files could be used; first problem: "
                 f"{every[0].reason}"
             )
-        names = [ready[i].path for i in kept]
+        names = [ready[i].name for i in kept]
         atomic_write_text(rows_file(out), "".join(f"{n}\n" for n in names))
         record = {
             "encoder": enc.name,
@@ -584,7 +611,10 @@ def _sized(clips: list[Clip], strict: bool) -> tuple[list[Clip], list[BadClip]]:
         except (AudioError, DataError) as exc:
             if strict:
                 raise
-            bad.append(BadClip(clip, str(exc)))
+            reason = str(exc)
+            if clip.source:  # a WebDataset member: name it, not harken's copy
+                reason = reason.replace(str(clip.audio_path), clip.source)
+            bad.append(BadClip(clip, reason))
     return ok, bad
 
 
@@ -930,12 +960,16 @@ def predict(
 
 
 def _index_clips(inputs: Sequence[str | Path], data_dir: str | None = None) -> list[Clip]:
-    """Clips of a collection: one CSV dataset (generic reader) or files/folders."""
+    """Clips of a collection: one CSV dataset (generic reader) or files/folders/WebDataset
+    shards (a member's ``source`` is its ``<shard>#<member>`` address)."""
     if len(inputs) == 1 and str(inputs[0]).lower().endswith(".csv"):
         from harken.data.readers import read_dataset
 
         return list(read_dataset(str(inputs[0]), data_dir).clips)
-    return [Clip(clip_id=f, audio_path=Path(f).resolve()) for f in expand_inputs(inputs)]
+    return [
+        Clip(clip_id=s or f, audio_path=Path(f).resolve(), source=s)
+        for f, s in expand_sources(inputs)
+    ]
 
 
 def index(
@@ -988,10 +1022,72 @@ def index(
         "clips": [c.clip_id for c in kept],
         "skipped": [{"file": b.file, "reason": b.reason} for b in skipped],
     }
-    files = [str(Path(c.audio_path).resolve()) for c in kept]
+    if any(c.start is not None or c.end is not None for c in kept):  # for `harken export`
+        meta["spans"] = [[c.start, c.end] for c in kept]
+    if any(c.labels for c in kept):
+        meta["labels"] = [c.labels for c in kept]
+    files = [c.source or str(Path(c.audio_path).resolve()) for c in kept]
     built = EmbeddingIndex.build(vectors, files, meta, backend=search_backend)
     built.save(Path(out))
     return built
+
+
+def export(
+    source: str | Path,
+    out: str | Path,
+    format: str | None = None,
+    encoder: str | None = None,
+    data_dir: str | Path | None = None,
+    store_dir: str | Path | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Export embeddings to Parquet or ``.npy`` + a JSON manifest (:mod:`harken.store.export`).
+
+    Args:
+        source: An index folder written by :func:`index` (its rows as stored), or a dataset —
+            a registered name (``kitchen20``), a CSV or WebDataset shards — with ``encoder``
+            (the encoder's embeddings of its clips from the feature store, encoding those not
+            stored yet).
+        out: ``*.parquet`` or ``*.npy`` (checked before any work; replaced only when
+            ``harken export`` wrote it).
+        format: ``parquet`` or ``npy`` (default: from the suffix of ``out``).
+        encoder: The encoder of a dataset source (refused with an index).
+        data_dir: The dataset's folder (as for :func:`run`).
+        store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
+        strict: Fail on the first unusable clip of a dataset instead of leaving it out.
+        progress: Show progress while encoding.
+
+    Returns:
+        The file written.
+
+    Raises:
+        ConfigError: a bad ``out``, or a source / encoder combination that does not fit.
+        DataError: a corrupt index, a missing dataset, or no usable clip.
+    """
+    from harken.store import export as exporter
+
+    out_path, fmt = exporter.check_out(out, format)
+    folder = Path(source)
+    if (folder / "index.json").is_file():
+        if encoder is not None:
+            raise ConfigError(
+                f"{folder} is an index: it holds its own vectors, drop --encoder (or give a "
+                "dataset to export an encoder's embeddings)"
+            )
+        return exporter.write(exporter.index_rows(folder), out_path, fmt)
+    if encoder is None:
+        raise ConfigError(
+            f"{source}: not an index folder (no index.json); to export a dataset's embeddings "
+            "give its encoder too, e.g. --encoder yamnet"
+        )
+    from harken.data.readers import read_dataset
+
+    manifest = read_dataset(str(source), data_dir)
+    enc = get_encoder(encoder)
+    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
+    with exporter.dataset_rows(manifest.name, manifest.clips, enc, store, out_path, strict) as rows:
+        return exporter.write(rows, out_path, fmt)
 
 
 def search(
@@ -1184,7 +1280,7 @@ def _detection_files(files: Sequence[str | Path]) -> list[str]:
         files = [files]
     if not files:
         raise ConfigError("no audio or video files given")
-    found = expand_inputs(files)
+    found = [f for f, _ in expand_sources(files)]  # a WebDataset shard: its members' copies
     for f in found:
         check_file(f, length_limit=False)
     return found

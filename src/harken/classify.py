@@ -168,14 +168,22 @@ class Predictions(list):
 
 @dataclass(frozen=True)
 class FileInput:
-    """An audio/video file given as input."""
+    """An audio/video file given as input.
+
+    Attributes:
+        index: Position among the inputs.
+        path: The file decoded.
+        source: What the user gave when ``path`` is a copy harken made (a WebDataset member,
+            ``/data/shards-000.tar#000123.flac``); None for ordinary files.
+    """
 
     index: int
     path: str
+    source: str | None = None
 
     @property
     def name(self) -> str:
-        return self.path
+        return self.source or self.path
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ def as_inputs(x, sample_rate: int | None = None) -> tuple[list[Input], bool]:
             missing/unneeded ``sample_rate``.
         DataError: a folder holds no audio or video files.
     """
-    from harken.api import expand_inputs
+    from harken.api import expand_sources
 
     single = isinstance(x, str | os.PathLike | np.ndarray)
     items = [x] if single else x
@@ -224,9 +232,10 @@ def as_inputs(x, sample_rate: int | None = None) -> tuple[list[Input], bool]:
         if isinstance(item, np.ndarray):
             out.append(ArrayInput(len(out), mono(item, f"input {i} (array)"), rate))
         elif isinstance(item, str | os.PathLike):
-            if Path(item).is_dir():
+            found = expand_sources([item])
+            if Path(item).is_dir() or found[0][1] is not None:  # a folder or WebDataset shards
                 single = False
-            out += [FileInput(len(out) + k, f) for k, f in enumerate(expand_inputs([item]))]
+            out += [FileInput(len(out) + k, f, s) for k, (f, s) in enumerate(found)]
         else:
             raise ConfigError(
                 f"input {i} is a {type(item).__name__}; give file paths (str or Path), "
@@ -348,9 +357,11 @@ def preflight(inputs: list[Input], strict: bool) -> tuple[list[Input], list[Skip
         try:
             check_file(item.path) if isinstance(item, FileInput) else check_wave(item)
         except (AudioError, DataError) as exc:
+            if strict and isinstance(item, FileInput) and item.source:
+                raise type(exc)(_named(item, exc)) from exc  # name the member, not the copy
             if strict:
                 raise
-            file = item.path if isinstance(item, FileInput) else None
+            file = item.name if isinstance(item, FileInput) else None
             bad.append((Skipped(item.index, file, _named(item, exc)), exc))
             continue
         ok.append(item)
@@ -372,6 +383,8 @@ def _count(inputs: list[Input]) -> str:
 
 def _named(item: Input, exc: Exception) -> str:
     reason = str(exc)
+    if isinstance(item, FileInput) and item.source:  # name the member, not harken's copy
+        reason = reason.replace(item.path, item.source)
     return reason if item.name in reason else f"{item.name}: {reason}"
 
 
@@ -397,13 +410,13 @@ def embed_inputs(
     skipped: list[Skipped] = []
     if files:
         store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
-        clips = [Clip(clip_id=f.path, audio_path=Path(f.path)) for f in files]
+        clips = [Clip(clip_id=f.name, audio_path=Path(f.path), source=f.source) for f in files]
         got = store.get_usable("files", encoder, clips, skip_bad=not strict)
         rows.update((files[k].index, e) for k, e in zip(got.kept, got.embeddings, strict=True))
         position = {id(c): f for c, f in zip(clips, files, strict=True)}
         for b in got.skipped:
             f = position[id(b.clip)]
-            skipped.append(Skipped(f.index, f.path, b.reason))
+            skipped.append(Skipped(f.index, f.name, b.reason))
     if arrays:
         emb, kept, bad = embed_arrays(encoder, arrays, strict)
         rows.update((item.index, e) for item, e in zip(kept, emb, strict=True))
@@ -659,7 +672,7 @@ class Classifier:
             for c in order
         ]
         return Prediction(
-            item.path if isinstance(item, FileInput) else None,
+            item.name if isinstance(item, FileInput) else None,
             ranking,
             self.score_kind,
             item.index,

@@ -1,7 +1,7 @@
 """The ``harken`` command line: a thin shell over :mod:`harken.api`.
 
 Commands: ``run``, ``demo``, ``gzsl-features``, ``weights``, ``predict``, ``embed``, ``index``,
-``search``, ``bench``, ``detect``;
+``search``, ``export``, ``bench``, ``detect``;
 ``harken COMMAND --help`` for each.
 Errors harken raises on purpose print as one paragraph (``harken: error: ...``) with exit code 2
 for usage/config errors and 1 for data errors.
@@ -243,6 +243,22 @@ def _cmd_index(args) -> None:
     _report_skipped(f"{s['reason']}" for s in built.meta.get("skipped", []))
 
 
+def _cmd_export(args) -> None:
+    from harken import api
+
+    written = api.export(
+        args.source,
+        args.out,
+        format=args.format,
+        encoder=args.encoder,
+        data_dir=args.data_dir,
+        store_dir=args.store_dir,
+        strict=args.strict,
+    )
+    extra = "" if written.suffix != ".npy" else f" (manifest: {written.with_suffix('.json')})"
+    print(f"wrote {written}{extra}")
+
+
 def _cmd_search(args) -> None:
     from harken import api
 
@@ -428,6 +444,29 @@ def _add_bench_detect_parser(bench) -> None:
     _add_mode_flags(p)
     _add_device_flag(p)
     p.set_defaults(func=_cmd_bench_detect)
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export an index's or a dataset's embeddings to Parquet or .npy",
+        description="Write embeddings for use elsewhere: an index folder's rows (from `harken "
+        "index`), or a dataset's embeddings by an encoder (from the feature store, encoding "
+        "what is missing), as Parquet (clip_id, path, start, end, labels, embedding) or as "
+        ".npy + a JSON manifest (pipeline version, encoder config, row order). Written "
+        "atomically; a file harken did not write is never replaced.",
+    )
+    p.add_argument(
+        "source",
+        help="an index folder, or a dataset (kitchen20, a CSV, WebDataset shards) with --encoder",
+    )
+    p.add_argument("--out", required=True, help="output file (*.parquet or *.npy)")
+    p.add_argument("--format", choices=("parquet", "npy"), help="default: from the suffix of --out")
+    p.add_argument("--encoder", help="encoder of a dataset source (yamnet, aisfx, clap, ...)")
+    p.add_argument("--data-dir", help="the dataset's folder")
+    p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
+    _add_strict_flag(p)
+    p.set_defaults(func=_cmd_export)
 
 
 def _mode(args, default: str) -> str:
@@ -632,7 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embed audio files, folders, or a dataset CSV into a persistent index "
         "for `harken search` (exact search; FAISS for large collections when installed).",
     )
-    p.add_argument("inputs", nargs="+", help="audio/video files or folders, or one dataset CSV")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="audio/video files, folders, WebDataset shards (shards-{000..009}.tar), "
+        "or one dataset CSV",
+    )
     p.add_argument("--out", required=True, help="index folder to write")
     p.add_argument("--backend", default="bridge", help=BACKEND_HELP)
     p.add_argument(
@@ -645,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_flag(p)
     _add_device_flag(p)
     p.set_defaults(func=_cmd_index)
+
+    _add_export_parser(sub)
 
     p = sub.add_parser(
         "report",
@@ -722,7 +768,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the first), through the resumable feature store. Encoders: yamnet, aisfx, ast, "
         "hf:<id or folder>, clap[:<id or folder>], msclap[:<2023 or weights.pth>].",
     )
-    p.add_argument("audio", nargs="+", help="audio/video files or folders")
+    p.add_argument(
+        "audio",
+        nargs="+",
+        help="audio/video files, folders, or WebDataset shards (x.tar, shards-{000..009}.tar)",
+    )
     p.add_argument("--encoder", default="yamnet", help="encoder name (default: yamnet)")
     p.add_argument(
         "--out",

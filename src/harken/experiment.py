@@ -387,6 +387,10 @@ def _resolve_paths(flat: dict, path: Path) -> None:
         csv_path = Path(dataset)
         if not csv_path.is_absolute() and (path.parent / csv_path).exists():
             flat["dataset"] = str((path.parent / csv_path).resolve())
+    if isinstance(dataset, str) and dataset.lower().endswith(".tar"):  # WebDataset shards
+        shards = Path(dataset)  # maybe a brace pattern: its folder must exist beside the file
+        if not shards.is_absolute() and (path.parent / shards.parent).is_dir():
+            flat["dataset"] = str(path.parent.resolve() / shards)
 
 
 def _check_name(name: str, known: list[str], kind: str, where: str) -> None:

@@ -36,6 +36,9 @@ class Clip:
         sounding: Whether the narrated action is both visible and audible in the clip (the
             ground truth of sounding action discovery, Chen et al. 2024 §5 and §6.1); None when
             unknown.
+        source: Where the audio came from when ``audio_path`` is a copy harken made (a
+            WebDataset member: ``/data/shards-000.tar#000123.flac``); None for ordinary files.
+            Rows, indexes and error messages name it instead of the copy.
     """
 
     clip_id: str
@@ -48,6 +51,7 @@ class Clip:
     fold: str | None = None
     group: str | None = None
     sounding: bool | None = None
+    source: str | None = None
 
     def label(self, target: str) -> str:
         try:

@@ -246,13 +246,16 @@ class BadClip:
 
     @property
     def file(self) -> str:
-        return str(self.clip.audio_path)
+        return self.clip.source or str(self.clip.audio_path)
 
 
 def _bad(clip: Clip, exc: Exception) -> BadClip:
     reason = str(exc)
-    if str(clip.audio_path) not in reason and str(clip.video_path) not in reason:
-        reason = f"{clip.audio_path}: {reason}"
+    if clip.source is not None:  # a copy harken made (a WebDataset member): name the original
+        reason = reason.replace(str(clip.audio_path), clip.source)
+    name = clip.source or str(clip.audio_path)
+    if name not in reason and str(clip.video_path) not in reason:
+        reason = f"{name}: {reason}"
     return BadClip(clip, reason)
 
 

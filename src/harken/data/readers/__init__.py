@@ -12,6 +12,8 @@
 * ``avmini`` / ``avmini:sounding`` — av-mini's 36 video clips, or its (clip, VGGSounder tag)
   sounding pairs.
 * ``path/to/file.csv`` — the generic CSV reader (:func:`read_csv_manifest`).
+* ``path/to/shards-{000..009}.tar`` / ``webdataset:<shards or folder>`` — WebDataset shards of
+  audio + json samples, the LAION-audio layout (:func:`read_webdataset`).
 
 Every reader is a factory ``reader(data_dir=None, **options) -> Manifest`` registered in
 :data:`READERS`; the part of a name after ``:`` reaches the reader as ``spec``.
@@ -29,6 +31,7 @@ from harken.data.readers.epic import read_epic55, read_epic100
 from harken.data.readers.epic_sounding import SoundingSegment, read_epic100_sounding, sounding_proxy
 from harken.data.readers.generic import read_csv_manifest
 from harken.data.readers.kitchen20 import read_kitchen20
+from harken.data.readers.webdataset import is_shard_spec, read_webdataset
 from harken.errors import ConfigError
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "read_epic100",
     "read_epic100_sounding",
     "read_kitchen20",
+    "read_webdataset",
     "sounding_proxy",
 ]
 
@@ -51,8 +55,9 @@ def read_dataset(spec: str | Path, data_dir: str | Path | None = None, **options
     """Read a dataset by registered name (``"kitchen20"``, ``"epic100:validation"``) or CSV path.
 
     Args:
-        spec: A name registered in :data:`READERS` (optionally ``name:arg``) or the path of a
-            CSV file in the generic layout (see :func:`read_csv_manifest`).
+        spec: A name registered in :data:`READERS` (optionally ``name:arg``), the path of a
+            CSV file in the generic layout (see :func:`read_csv_manifest`), or WebDataset shards
+            (a ``.tar`` path or brace pattern, see :func:`read_webdataset`).
         data_dir: Where the dataset lives (reader-specific; None: the reader's default).
         **options: Passed to the reader (e.g. ``media_dir``, ``check_files``).
 
@@ -67,6 +72,8 @@ def read_dataset(spec: str | Path, data_dir: str | Path | None = None, **options
     path = Path(text).expanduser()
     if text in READERS and not path.is_file():
         return READERS.create(text, data_dir=data_dir, **options)
+    if is_shard_spec(text):
+        return read_webdataset(data_dir, spec=text, **options)
     if path.suffix.lower() == ".csv" or path.is_file():
         if data_dir is not None and not path.is_absolute() and not path.exists():
             path = Path(data_dir) / path
@@ -74,6 +81,7 @@ def read_dataset(spec: str | Path, data_dir: str | Path | None = None, **options
             raise ConfigError(f"{path}: CSV file not found; check the path")
         return read_csv_manifest(path, **options)
     raise ConfigError(
-        f"unknown dataset {text!r}: give one of {', '.join(sorted(READERS))} "
-        "or the path of a CSV file (columns path,label[,fold,...])"
+        f"unknown dataset {text!r}: give one of {', '.join(sorted(READERS))}, "
+        "the path of a CSV file (columns path,label[,fold,...]) or WebDataset shards "
+        "(shards-{000..009}.tar)"
     )
