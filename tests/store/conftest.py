@@ -69,3 +69,20 @@ def kitchen20_clips() -> list[Clip]:
         for r in list(seen.values())[:10]
     ]
     return Manifest("kitchen20", clips).clips
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real two-node Ray cluster on loopback (``ray start``: a head and a worker node, one CPU
+    each, bounded ports); yields it (``.address`` is ``127.0.0.1:PORT``) and always stops both
+    nodes, killing exactly the processes they started."""
+    pytest.importorskip(
+        "ray", reason="Ray is not installed: pip install 'harken[ray]' (the dev extra has it)"
+    )
+    from .ray_cluster import start_cluster
+
+    cluster = start_cluster(nodes=2, cpus_per_node=1)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,161 @@
+"""The ``ray`` engine on a real two-node Ray cluster (``ray start`` on loopback: conftest's
+``ray_cluster``), against the ``local`` engine on the same real Kitchen20 clips."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harken.data.manifest import Clip
+from harken.encoders.base import get_encoder
+from harken.errors import AudioError, ConfigError
+from harken.store.engines import (
+    EncoderRecipe,
+    LocalEngine,
+    ShardDone,
+    ShardTask,
+    get_engine,
+    recipe_of,
+    task_record,
+)
+from harken.store.features import FeatureStore, clip_key
+from harken.store.ray_engine import _bound
+
+from .conftest import StatsEncoder, kitchen20_first
+
+pytest.importorskip("ray", reason="Ray is not installed: pip install 'harken[ray]'")
+
+N_CLIPS = 200  # real Kitchen20 clips
+SHARD = 20  # clips per shard: 10 shard tasks
+
+
+def shard_tasks(root: Path, encoder, n: int = N_CLIPS) -> tuple[list[ShardTask], Path]:
+    """The first ``n`` Kitchen20 clips as shard tasks of a fresh store under ``root``."""
+    store = FeatureStore(root, shard_size=SHARD, progress=False)
+    folder = store._prepare("kitchen20", encoder)
+    clips = kitchen20_first(n)
+    keys = [clip_key(c, store.hashes) for c in clips]
+    tasks = [
+        ShardTask(str(folder), tuple(keys[i : i + SHARD]), tuple(clips[i : i + SHARD]))
+        for i in range(0, n, SHARD)
+    ]
+    return tasks, folder
+
+
+def embeddings(done: list[ShardDone]) -> dict[str, np.ndarray]:
+    """Key → embedding, read back from the shards the results name."""
+    out = {}
+    for d in done:
+        with np.load(d.shard) as z:
+            out |= dict(zip(z["keys"].tolist(), z["embeddings"], strict=True))
+    return out
+
+
+@pytest.fixture(scope="module")
+def yamnet():
+    return get_encoder("yamnet")
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, yamnet) -> tuple[list[ShardDone], Path]:
+    """The reference: the ``local`` engine's results over the same tasks, and its folder."""
+    tasks, folder = shard_tasks(tmp_path_factory.mktemp("local"), yamnet)
+    return list(LocalEngine().run(recipe_of(yamnet), tasks, 1)), folder
+
+
+def test_two_node_cluster_matches_local_bit_for_bit(ray_cluster, yamnet, local_run, tmp_path):
+    tasks, _ = shard_tasks(tmp_path, yamnet)
+    engine = get_engine("ray", address=ray_cluster.address)
+    done = list(engine.run(recipe_of(yamnet), tasks, workers=2))
+
+    assert sorted(d.task_id for d in done) == sorted(t.task_id for t in tasks)
+    assert not any(d.reused for d in done)
+    assert len(engine.nodes) == 2, "both nodes of the cluster encoded shards"
+    # Content-named shards: equal names are equal bytes, so equal embeddings bit for bit.
+    local = {d.task_id: Path(d.shard).name for d in local_run[0]}
+    assert {d.task_id: Path(d.shard).name for d in done} == local
+    ours, theirs = embeddings(done), embeddings(local_run[0])
+    assert len(ours) == N_CLIPS and all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_killed_worker_costs_at_most_its_shard(ray_cluster, yamnet, local_run, tmp_path):
+    """SIGKILL one worker after the first shard arrives: the job finishes with the same
+    shards, the shards already in the store are reused untouched, and every other shard is
+    encoded once (the killed worker's one may have been written just before it died)."""
+    local_done, local_folder = local_run
+    tasks, folder = shard_tasks(tmp_path, yamnet)
+    finished_before = {d.task_id: d for d in local_done[:2]}  # work done by an earlier job
+    for d in finished_before.values():
+        shutil.copy2(d.shard, folder)
+        shutil.copy2(task_record(local_folder, d.task_id), folder)
+    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("shard-*")}
+
+    engine = get_engine("ray", address=ray_cluster.address)
+    done, killed = [], None
+    for d in engine.run(recipe_of(yamnet), tasks, workers=2):
+        done.append(d)
+        if killed is None and not d.reused:
+            killed = engine.worker_pids[-1]
+            assert killed != os.getpid()
+            os.kill(killed, signal.SIGKILL)
+
+    assert killed is not None
+    assert sorted(d.task_id for d in done) == sorted(t.task_id for t in tasks)
+    local = {d.task_id: Path(d.shard).name for d in local_done}
+    assert {d.task_id: Path(d.shard).name for d in done} == local
+    reused = {d.task_id for d in done if d.reused}
+    assert set(finished_before) <= reused, "shards already in the store were not recomputed"
+    assert len(reused - set(finished_before)) <= 1  # at most the killed worker's own shard
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("shard-*")}
+    assert all(after[name] == stamp for name, stamp in stamps.items()), "rewritten shards"
+    assert len(list(folder.glob("shard-*.npz"))) == len(tasks)
+
+
+def test_worker_errors_travel_as_data_and_keep_their_type(yamnet, tmp_path):
+    """The actor's class, run here: an unusable clip comes back as the pickled AudioError
+    (re-raised as such by the driver), and the shard before it as a ShardDone."""
+    tasks, folder = shard_tasks(tmp_path, yamnet, n=4)
+    gone = Clip("gone", tmp_path / "gone.wav", {})
+    bad = ShardTask(str(folder), (*tasks[0].keys[:2], "0" * 64), (*tasks[0].clips[:2], gone))
+    good = ShardTask(str(folder), tasks[0].keys[2:], tasks[0].clips[2:])
+    actor = _bound(recipe_of(yamnet), 1)()
+    out = actor({"task": [pickle.dumps(good), pickle.dumps(bad)]})
+    assert out["pid"] == [os.getpid()] * 2 and out["error"][0] == b"" and out["done"][1] == b""
+    done = pickle.loads(out["done"][0])
+    assert done.keys == good.keys and not done.reused and Path(done.shard).parent == folder
+    error = pickle.loads(out["error"][1])
+    assert isinstance(error, AudioError) and "gone.wav" in str(error)
+    # An encoder that cannot be built fails every task with the reason, not a dead actor.
+    broken = _bound(EncoderRecipe("no-such-encoder", label="no-such-encoder"), 1)()
+    out = broken({"task": [pickle.dumps(good)]})
+    assert isinstance(pickle.loads(out["error"][0]), ConfigError)
+
+
+def test_unreachable_cluster_is_a_config_error_at_once(yamnet):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and nothing listens there once closed
+    engine = get_engine("ray", address=f"127.0.0.1:{port}", connect_timeout=5)
+    task = ShardTask("/nonexistent", ("0" * 64,), (kitchen20_first(1)[0],))
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"no Ray cluster answers at 127\.0\.0\.1:{port}"):
+        list(engine.run(recipe_of(yamnet), [task], workers=1))
+    assert time.monotonic() - t0 < 10
+
+
+def test_bad_address_and_hand_made_encoders_are_config_errors(yamnet):
+    task = ShardTask("/nonexistent", ("0" * 64,), (kitchen20_first(1)[0],))
+    with pytest.raises(ConfigError, match="expected auto, HOST:PORT"):
+        list(
+            get_engine("ray", address="head-node").run(recipe_of(get_encoder("yamnet")), [task], 1)
+        )
+    with pytest.raises(ConfigError, match=r"not made by harken\.encoders\.get_encoder"):
+        list(get_engine("ray").run(recipe_of(StatsEncoder()), [task], 1))
