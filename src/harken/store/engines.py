@@ -351,8 +351,9 @@ class ProcessEngine(Engine):
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool: the
     pool is restarted and the unfinished tasks are submitted again. Tasks that were in flight
     when a pool broke are retried one at a time, so the next failure names its culprit; a task
-    that breaks an isolated pool more than ``retries`` times raises :class:`WorkerDied` naming
-    its clips. Finished shards are never encoded again (:func:`encode_shard` reuses them).
+    that breaks an isolated pool more than ``retries`` times is given up: the other tasks are
+    finished, then :class:`WorkerDied` names its clips. Finished shards are never encoded
+    again (:func:`encode_shard` reuses them).
 
     Args:
         retries: Isolated retries of a task whose worker died, before giving up.
@@ -411,6 +412,7 @@ class ProcessEngine(Engine):
         source = iter(tasks)
         suspects: list[tuple[ShardTask, int]] = []  # (task, failures while run alone)
         pending: dict[Any, tuple[ShardTask, int]] = {}
+        lost: list[tuple[ShardTask, int]] = []  # tasks given up on
         pool = None
         try:
             while True:
@@ -426,6 +428,8 @@ class ProcessEngine(Engine):
                         break
                     pending[pool.submit(_work, task)] = (task, -1)
                 if not pending:
+                    if lost:
+                        raise WorkerDied(*lost[0], more=len(lost) - 1)
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 broken = False
@@ -437,8 +441,9 @@ class ProcessEngine(Engine):
                         broken = True
                         if failures >= 0:  # it ran alone: it killed its worker
                             if failures + 1 > self.retries:
-                                raise WorkerDied(task, failures + 1) from None
-                            suspects.insert(0, (task, failures + 1))
+                                lost.append((task, failures + 1))  # finish the rest first
+                            else:
+                                suspects.insert(0, (task, failures + 1))
                         else:
                             suspects.append((task, 0))
                         continue
@@ -457,12 +462,14 @@ class ProcessEngine(Engine):
 class WorkerDied(RuntimeError):
     """A task's worker process died every time it ran (killed, out of memory, a native crash)."""
 
-    def __init__(self, task: ShardTask, times: int) -> None:
+    def __init__(self, task: ShardTask, times: int, more: int = 0) -> None:
         self.task = task
+        others = f" ({more} more shards failed the same way)" if more else ""
         super().__init__(
             f"a worker process died {times} times while encoding the shard of clips "
-            f"{task.describe()}; it is probably one of these files (a decoder crash or running "
-            "out of memory): check them, or run with --engine local to see the error"
+            f"{task.describe()}{others}; it is probably one of these files (a decoder crash or "
+            "running out of memory): check them, or run with --engine local to see the error. "
+            "Every other shard is stored: running again encodes only what is missing"
         )
 
 
