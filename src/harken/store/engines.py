@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -300,6 +301,176 @@ class LocalEngine(Engine):
             if encoder is None:
                 encoder = recipe.build()
             yield encode_shard(encoder, task)
+
+
+_WORKER: dict[str, Any] = {}  # in a pool worker: the encoder built once, or why it failed
+
+
+def _init_worker(recipe: EncoderRecipe, threads: int) -> None:
+    """Pool initializer: limit every thread pool to ``threads`` for the worker's life, then
+    build the encoder once (a failure is kept and raised by the first task, so it reaches the
+    driver as itself rather than as a broken pool)."""
+    import contextlib
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # for libraries loaded from here on
+    stack = contextlib.ExitStack()
+    _WORKER["limits"] = stack  # kept open until the process exits
+    try:
+        from harken.encoders import threads as thread_limits  # type: ignore[attr-defined]
+    except ImportError:
+        thread_limits = None
+    if thread_limits is not None and hasattr(thread_limits, "limit"):
+        stack.enter_context(thread_limits.limit(threads))
+    try:
+        _WORKER["encoder"] = recipe.build()
+    except Exception as exc:  # re-raised by the first task
+        _WORKER["error"] = exc
+        return
+    from threadpoolctl import threadpool_limits
+
+    stack.enter_context(threadpool_limits(threads))  # BLAS/OpenMP libraries loaded by now
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _work(task: ShardTask) -> ShardDone:
+    """A pool worker's task: :func:`encode_shard` with the worker's encoder."""
+    if "error" in _WORKER:
+        raise _WORKER["error"]
+    return encode_shard(_WORKER["encoder"], task)
+
+
+@ENGINES.register("process")
+class ProcessEngine(Engine):
+    """A pool of ``workers`` processes on this machine, each with its own encoder (built once)
+    and one thread per library, so ``workers`` processes use ``workers`` cores.
+
+    A worker that dies (killed, out of memory, a crash in native code) breaks the pool: the
+    pool is restarted and the unfinished tasks are submitted again. Tasks that were in flight
+    when a pool broke are retried one at a time, so the next failure names its culprit; a task
+    that breaks an isolated pool more than ``retries`` times is given up: the other tasks are
+    finished, then :class:`WorkerDied` names its clips. Finished shards are never encoded
+    again (:func:`encode_shard` reuses them).
+
+    Args:
+        retries: Isolated retries of a task whose worker died, before giving up.
+        start_method: ``"spawn"`` (default, safe with threads and models loaded in the
+            driver) or ``"forkserver"``.
+        threads: Threads per worker for BLAS, onnxruntime and torch.
+        in_flight: Tasks submitted per worker ahead of the results (bounds driver memory).
+    """
+
+    name = "process"
+
+    def __init__(
+        self,
+        retries: int = 2,
+        start_method: str = "spawn",
+        threads: int = 1,
+        in_flight: int = 2,
+    ) -> None:
+        if start_method not in ("spawn", "forkserver"):
+            raise ConfigError(
+                f"engine 'process': start_method must be 'spawn' or 'forkserver', not "
+                f"{start_method!r} (fork is unsafe once a model's threads are running)"
+            )
+        for key, value, least in (("retries", retries, 0), ("threads", threads, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"engine 'process': {key} must be an integer ≥ {least}")
+        self.retries = retries
+        self.start_method = start_method
+        self.threads = threads
+        self.in_flight = max(1, int(in_flight))
+        self.pools_started = 0  # pools started by the last run (1 + restarts)
+
+    def _pool(self, recipe: EncoderRecipe, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pools_started += 1
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(self.start_method),
+            initializer=_init_worker,
+            initargs=(recipe, self.threads),
+        )
+
+    def run(
+        self, recipe: EncoderRecipe, tasks: Iterable[ShardTask], workers: int = 2
+    ) -> Iterator[ShardDone]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"--workers must be a positive integer, not {workers!r}")
+        if not recipe.portable:
+            recipe.build()  # raises the ConfigError that says why
+        self.pools_started = 0
+        source = iter(tasks)
+        suspects: list[tuple[ShardTask, int]] = []  # (task, failures while run alone)
+        pending: dict[Any, tuple[ShardTask, int]] = {}
+        lost: list[tuple[ShardTask, int]] = []  # tasks given up on
+        pool = None
+        try:
+            while True:
+                if pool is None:
+                    pool = self._pool(recipe, workers)
+                isolated = bool(suspects)
+                if isolated and not pending:  # a suspect runs alone: its failure is its own
+                    task, failures = suspects.pop(0)
+                    pending[pool.submit(_work, task)] = (task, failures)
+                while not isolated and len(pending) < workers * self.in_flight:
+                    task = next(source, None)
+                    if task is None:
+                        break
+                    pending[pool.submit(_work, task)] = (task, -1)
+                if not pending:
+                    if lost:
+                        raise WorkerDied(*lost[0], more=len(lost) - 1)
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    task, failures = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if failures >= 0:  # it ran alone: it killed its worker
+                            if failures + 1 > self.retries:
+                                lost.append((task, failures + 1))  # finish the rest first
+                            else:
+                                suspects.insert(0, (task, failures + 1))
+                        else:
+                            suspects.append((task, 0))
+                        continue
+                    yield result
+                if broken:
+                    for task, failures in pending.values():  # every other one failed too
+                        suspects.append((task, max(failures, 0)))
+                    pending.clear()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = None
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerDied(RuntimeError):
+    """A task's worker process died every time it ran (killed, out of memory, a native crash)."""
+
+    def __init__(self, task: ShardTask, times: int, more: int = 0) -> None:
+        self.task = task
+        others = f" ({more} more shards failed the same way)" if more else ""
+        super().__init__(
+            f"a worker process died {times} times while encoding the shard of clips "
+            f"{task.describe()}{others}; it is probably one of these files (a decoder crash or "
+            "running out of memory): check them, or run with --engine local to see the error. "
+            "Every other shard is stored: running again encodes only what is missing"
+        )
 
 
 #: Engines that need a package harken does not install by default: name → (module, extra).
