@@ -195,3 +195,26 @@ def test_real_encoders_process_pool_matches_local(name, n, tmp_path):
     pool = pool_store.get("k20", encoder, clips)
     assert pool.shape == (n, encoder.dim)
     assert pool.tobytes() == local.tobytes()
+
+
+# --- the run config ----------------------------------------------------------------------------
+
+
+def test_run_config_engine_keys_are_checked_and_named(tmp_path):
+    from harken.experiment import ExperimentConfig
+
+    path = tmp_path / "run.toml"
+    path.write_text('[encoders]\ntagger = "yamnet"\nengine = "process"\nworkers = 2\n')
+    config = ExperimentConfig.from_toml(path)
+    engine, workers = config.engine_and_workers()
+    assert isinstance(engine, ProcessEngine) and workers == 2
+    path.write_text('[encoders]\nengine = "local"\nworkers = 4\n')
+    with pytest.raises(ConfigError, match=r"run.toml: \[encoders\] workers 4 needs an engine"):
+        ExperimentConfig.from_toml(path)
+    path.write_text('[encoders]\nengine = "process"\nray_address = "auto"\n')
+    with pytest.raises(ConfigError, match=r"\[encoders\] ray_address is an option of the ray"):
+        ExperimentConfig.from_toml(path)
+    # engine and workers change no result: a run may resume under other ones
+    from harken.store.runs import config_differences
+
+    assert config_differences({"engine": "local"}, {"engine": "ray", "workers": 8}) == []

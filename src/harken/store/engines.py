@@ -272,6 +272,10 @@ class Engine(ABC):
     #: Registry name.
     name: str = ""
 
+    def default_workers(self) -> int:
+        """Workers when the user gives none (``local``: 1; a pool: this machine's cores)."""
+        return 1
+
     @abstractmethod
     def run(
         self, recipe: EncoderRecipe, tasks: Iterable[ShardTask], workers: int
@@ -385,6 +389,15 @@ class ProcessEngine(Engine):
         self.threads = threads
         self.in_flight = max(1, int(in_flight))
         self.pools_started = 0  # pools started by the last run (1 + restarts)
+
+    def default_workers(self) -> int:
+        """This process's cores (its affinity mask), one single-threaded worker each."""
+        import os
+
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # macOS, Windows
+            return max(1, os.cpu_count() or 1)
 
     def _pool(self, recipe: EncoderRecipe, workers: int):
         import multiprocessing
@@ -500,6 +513,45 @@ def get_engine(name: str, **options: Any) -> Engine:
         )
     _import_engines()
     return ENGINES.create(name, **options)
+
+
+def engine_from_options(
+    engine: str | Engine = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    where: str = "--",
+) -> tuple[Engine, int]:
+    """The engine and worker count of ``--engine/--workers/--ray-address`` (or the run
+    config's ``engine``, ``workers``, ``ray_address``), checked before any work.
+
+    Args:
+        engine: Engine name (or an engine, returned as is).
+        workers: Workers (None: the engine's :meth:`Engine.default_workers`).
+        ray_address: The Ray cluster (``auto``, ``ray://host:10001``); ``ray`` only.
+        where: Prefix of the option names in messages (``"--"`` for flags, ``"[encoders] "``).
+
+    Raises:
+        ConfigError: unknown engine, Ray not installed, ``ray_address`` without ``ray``,
+            ``workers`` not a positive integer or given to ``local``.
+    """
+    flag = (lambda name: f"--{name.replace('_', '-')}") if where == "--" else (lambda n: where + n)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise ConfigError(f"{flag('workers')} must be a positive integer, not {workers!r}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"{flag('workers')} must be a positive integer, not {workers}")
+    name = engine if isinstance(engine, str) else engine.name
+    if ray_address is not None and name != "ray":
+        raise ConfigError(
+            f"{flag('ray_address')} is an option of the ray engine; add {flag('engine')} ray"
+        )
+    if name == "local" and workers not in (None, 1):
+        raise ConfigError(
+            f"{flag('workers')} {workers} needs an engine with workers: add "
+            f"{flag('engine')} process (this machine) or ray (a cluster)"
+        )
+    if isinstance(engine, str):
+        engine = get_engine(name, **({"address": ray_address} if ray_address else {}))
+    return engine, workers if workers is not None else engine.default_workers()
 
 
 def available_engines() -> list[str]:
