@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import signal
 import socket
 import time
@@ -14,19 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harken.cli import main
 from harken.data.manifest import Clip
 from harken.encoders.base import get_encoder
 from harken.errors import AudioError, ConfigError
 from harken.store.engines import (
     EncoderRecipe,
     LocalEngine,
-    ShardDone,
     ShardTask,
     get_engine,
     recipe_of,
-    task_record,
 )
 from harken.store.features import FeatureStore, clip_key
+from harken.store.index import EmbeddingIndex
 from harken.store.ray_engine import _bound
 
 from .conftest import StatsEncoder, kitchen20_first
@@ -50,11 +49,11 @@ def shard_tasks(root: Path, encoder, n: int = N_CLIPS) -> tuple[list[ShardTask],
     return tasks, folder
 
 
-def embeddings(done: list[ShardDone]) -> dict[str, np.ndarray]:
-    """Key → embedding, read back from the shards the results name."""
+def store_embeddings(root: Path) -> dict[str, np.ndarray]:
+    """Key → embedding of every shard under a feature-store folder."""
     out = {}
-    for d in done:
-        with np.load(d.shard) as z:
+    for shard in root.rglob("shard-*.npz"):
+        with np.load(shard) as z:
             out |= dict(zip(z["keys"].tolist(), z["embeddings"], strict=True))
     return out
 
@@ -65,37 +64,46 @@ def yamnet():
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, yamnet) -> tuple[list[ShardDone], Path]:
-    """The reference: the ``local`` engine's results over the same tasks, and its folder."""
-    tasks, folder = shard_tasks(tmp_path_factory.mktemp("local"), yamnet)
-    return list(LocalEngine().run(recipe_of(yamnet), tasks, 1)), folder
+def kitchen20_csv(tmp_path_factory) -> Path:
+    """The first ``N_CLIPS`` Kitchen20 clips as a dataset CSV (absolute paths)."""
+    out = tmp_path_factory.mktemp("k20") / "clips.csv"
+    rows = [f"{c.audio_path},{c.labels['label']}" for c in kitchen20_first(N_CLIPS)]
+    out.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return out
 
 
-def test_two_node_cluster_matches_local_bit_for_bit(ray_cluster, yamnet, local_run, tmp_path):
-    tasks, _ = shard_tasks(tmp_path, yamnet)
-    engine = get_engine("ray", address=ray_cluster.address)
-    done = list(engine.run(recipe_of(yamnet), tasks, workers=2))
-
-    assert sorted(d.task_id for d in done) == sorted(t.task_id for t in tasks)
-    assert not any(d.reused for d in done)
-    assert len(engine.nodes) == 2, "both nodes of the cluster encoded shards"
-    # Content-named shards: equal names are equal bytes, so equal embeddings bit for bit.
-    local = {d.task_id: Path(d.shard).name for d in local_run[0]}
-    assert {d.task_id: Path(d.shard).name for d in done} == local
-    ours, theirs = embeddings(done), embeddings(local_run[0])
-    assert len(ours) == N_CLIPS and all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+@pytest.fixture(scope="module")
+def local_index(kitchen20_csv, tmp_path_factory) -> tuple[Path, Path]:
+    """The reference: ``harken index`` with the ``local`` engine; its index and store folders."""
+    out = tmp_path_factory.mktemp("local")
+    argv = ["index", str(kitchen20_csv), "--out", str(out / "index"), "--store-dir"]
+    assert main([*argv, str(out / "store"), "--engine", "local"]) == 0
+    return out / "index", out / "store"
 
 
-def test_killed_worker_costs_at_most_its_shard(ray_cluster, yamnet, local_run, tmp_path):
-    """SIGKILL one worker after the first shard arrives: the job finishes with the same
-    shards, the shards already in the store are reused untouched, and every other shard is
-    encoded once (the killed worker's one may have been written just before it died)."""
-    local_done, local_folder = local_run
+def test_cli_index_on_a_two_node_cluster_equals_the_local_index(
+    ray_cluster, kitchen20_csv, local_index, tmp_path
+):
+    """``harken index --engine ray --ray-address HEAD --workers 2`` into a cold store."""
+    argv = ["index", str(kitchen20_csv), "--out", str(tmp_path / "index"), "--store-dir"]
+    argv += [str(tmp_path / "store"), "--engine", "ray", "--ray-address", ray_cluster.address]
+    assert main([*argv, "--workers", "2"]) == 0
+    ours, local = EmbeddingIndex.load(tmp_path / "index"), EmbeddingIndex.load(local_index[0])
+    assert ours.files == local.files and len(ours.files) == N_CLIPS
+    assert np.asarray(ours.embeddings).tobytes() == np.asarray(local.embeddings).tobytes()
+    stored = store_embeddings(tmp_path / "store")
+    reference = store_embeddings(local_index[1])
+    assert stored.keys() == reference.keys()
+    assert all(stored[k].tobytes() == reference[k].tobytes() for k in reference)
+
+
+def test_killed_worker_costs_at_most_its_shard(ray_cluster, yamnet, local_index, tmp_path):
+    """SIGKILL one worker (its pid from the actor's ``os.getpid()``) once the first shard it
+    encoded arrives: the job finishes with the local embeddings bit for bit, the shards an
+    earlier job finished are reused untouched, and every other shard is encoded once (the
+    killed worker's own may have been written just before it died, then it is reused)."""
     tasks, folder = shard_tasks(tmp_path, yamnet)
-    finished_before = {d.task_id: d for d in local_done[:2]}  # work done by an earlier job
-    for d in finished_before.values():
-        shutil.copy2(d.shard, folder)
-        shutil.copy2(task_record(local_folder, d.task_id), folder)
+    earlier = list(LocalEngine().run(recipe_of(yamnet), tasks[:2], 1))  # an earlier job's work
     stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("shard-*")}
 
     engine = get_engine("ray", address=ray_cluster.address)
@@ -109,14 +117,16 @@ def test_killed_worker_costs_at_most_its_shard(ray_cluster, yamnet, local_run, t
 
     assert killed is not None
     assert sorted(d.task_id for d in done) == sorted(t.task_id for t in tasks)
-    local = {d.task_id: Path(d.shard).name for d in local_done}
-    assert {d.task_id: Path(d.shard).name for d in done} == local
+    assert len(engine.nodes) == 2, "both nodes of the cluster encoded shards"
     reused = {d.task_id for d in done if d.reused}
-    assert set(finished_before) <= reused, "shards already in the store were not recomputed"
-    assert len(reused - set(finished_before)) <= 1  # at most the killed worker's own shard
+    assert {d.task_id for d in earlier} <= reused, "the earlier job's shards were recomputed"
+    assert len(reused) <= len(earlier) + 1  # at most the killed worker's own shard besides
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("shard-*")}
     assert all(after[name] == stamp for name, stamp in stamps.items()), "rewritten shards"
-    assert len(list(folder.glob("shard-*.npz"))) == len(tasks)
+    assert len(after) == len(tasks)
+    ours, reference = store_embeddings(folder), store_embeddings(local_index[1])
+    assert len(ours) == N_CLIPS
+    assert all(ours[k].tobytes() == reference[k].tobytes() for k in ours)
 
 
 def test_worker_errors_travel_as_data_and_keep_their_type(yamnet, tmp_path):

@@ -187,6 +187,10 @@ class RayEngine(Engine):
         self.worker_pids: list[int] = []
         self.nodes: set[str] = set()
 
+    def default_workers(self) -> int:
+        """0: one worker per ``cpus_per_worker`` CPUs of the cluster (known once connected)."""
+        return 0
+
     # --- connection --------------------------------------------------------------------------
 
     def _check_reachable(self) -> None:
@@ -220,10 +224,9 @@ class RayEngine(Engine):
             "configure_logging": False,
         }
         if self.address is None:  # a private one-machine Ray for this job
-            options |= {
-                "num_cpus": max(1, workers) * self.cpus_per_worker,
-                "include_dashboard": False,
-            }
+            options["include_dashboard"] = False
+            if workers > 0:  # else Ray takes this machine's cores
+                options["num_cpus"] = workers * self.cpus_per_worker
         else:
             options["address"] = self.address
         try:
