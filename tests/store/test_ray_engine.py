@@ -129,6 +129,22 @@ def test_killed_worker_costs_at_most_its_shard(ray_cluster, yamnet, local_index,
     assert all(ours[k].tobytes() == reference[k].tobytes() for k in ours)
 
 
+def test_a_shard_that_always_kills_its_worker_ends_the_job_naming_its_clips(ray_cluster, tmp_path):
+    """Ray Data's actor pool retries forever by default; the engine bounds it: 1 + max_retries
+    deaths, then an error naming the shard's clips (not a job that never ends)."""
+    from .ray_encoders import DyingEncoder  # registers test-ray-die (as store.ray_encoders)
+
+    marker = tmp_path / "deaths.txt"
+    encoder = get_encoder("test-ray-die", driver=os.getpid(), marker=str(marker))
+    assert isinstance(encoder, DyingEncoder)
+    tasks, _ = shard_tasks(tmp_path, encoder, n=SHARD)
+    engine = get_engine("ray", address=ray_cluster.address, max_retries=1)
+    with pytest.raises(RuntimeError, match=r"Ray workers kept failing.*1 shards not encoded") as e:
+        list(engine.run(recipe_of(encoder), tasks, workers=1))
+    assert tasks[0].clips[0].clip_id in str(e.value)
+    assert len(marker.read_text().splitlines()) == 2  # the first try and one retry
+
+
 def test_worker_errors_travel_as_data_and_keep_their_type(yamnet, tmp_path):
     """The actor's class, run here: an unusable clip comes back as the pickled AudioError
     (re-raised as such by the driver), and the shard before it as a ShardDone."""
