@@ -296,6 +296,10 @@ class RayEngine(Engine):
         saved = context.enable_progress_bars, context.print_on_execution_start
         context.enable_progress_bars = False  # the driver's own bar counts finished shards
         context.print_on_execution_start = False
+        quiet = logging.getLogger("ray.data._internal.progress")  # "progress bars disabled"
+        quiet_level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        size = min(size, len(pending))  # no idle actors (Ray Data warns about them)
         try:
             rows = [{"task": pickle.dumps(task)} for task in pending.values()]
             with warnings.catch_warnings():
@@ -334,3 +338,4 @@ class RayEngine(Engine):
                 ) from exc
         finally:
             context.enable_progress_bars, context.print_on_execution_start = saved
+            quiet.setLevel(quiet_level)
