@@ -4,7 +4,8 @@
 ``test-stats`` embeds a wave as ``[mean, std, rms, length]``. With ``kill_samples`` it kills
 its own *worker* process (never the test process) when it meets a wave of exactly that many
 samples, at most ``kills`` times in all (counted as lines of the ``marker`` file) — the fault
-the pool must survive.
+the pool must survive. With ``log``, every embedded batch appends its waves' lengths (one line
+per batch, from any process), so a test can count what was encoded, and where.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ class EngineStatsEncoder:
     sample_rate = 16000
     policy = ClipPolicy()
 
-    def __init__(self, kill_samples: int = 0, marker: str = "", kills: int = 1) -> None:
+    def __init__(
+        self, kill_samples: int = 0, marker: str = "", kills: int = 1, log: str = ""
+    ) -> None:
         self.name = "test-stats"
+        self.log = log
         self.kill_samples = kill_samples
         self.marker = marker
         self.kills = kills
@@ -40,6 +44,9 @@ class EngineStatsEncoder:
         for wave in batch:
             if self.kill_samples and len(wave) == self.kill_samples:
                 self._maybe_die()
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(" ".join(str(len(w)) for w in batch) + "\n")
         return np.array(
             [
                 [w.mean(), w.std(), np.sqrt(np.mean(w.astype(np.float64) ** 2)), len(w)]

@@ -118,15 +118,19 @@ def test_process_engine_is_bit_identical_to_local_and_resumes(clips, tmp_path):
 
 
 def test_killed_worker_costs_only_its_shard(clips, tmp_path):
-    marker = tmp_path / "kills.txt"
-    encoder = get_encoder("test-stats", kill_samples=KILL_SAMPLES, marker=str(marker))
-    local, _ = _fill(tmp_path / "local", encoder, clips)
+    marker, log = tmp_path / "kills.txt", tmp_path / "batches.txt"
+    local, _ = _fill(tmp_path / "local", get_encoder("test-stats"), clips)
+    encoder = get_encoder("test-stats", kill_samples=KILL_SAMPLES, marker=str(marker), log=str(log))
     engine = ProcessEngine()
     pool, shards = _fill(tmp_path / "pool", encoder, clips, engine, 2)
     assert len(marker.read_text().split()) == 1  # one worker was killed ...
     assert engine.pools_started == 2  # ... the pool restarted once ...
-    assert pool.embeddings.tobytes() == local.embeddings.tobytes()  # ... nothing lost
-    assert len(shards) == 4 and pool.report.encoded == 12
+    assert pool.embeddings.tobytes() == local.embeddings.tobytes()  # ... nothing lost ...
+    batches = log.read_text().splitlines()
+    assert len(batches) == 4 and len(shards) == 4  # ... and no shard was encoded twice
+    assert sorted(int(n) for b in batches for n in b.split()) == sorted(
+        int(sf.info(c.audio_path).frames) for c in clips
+    )
 
 
 def test_a_shard_that_always_kills_its_worker_is_named(clips, tmp_path):
