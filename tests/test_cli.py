@@ -835,3 +835,47 @@ def test_gzsl_features_seeds_must_be_integers(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--seeds" in err and "'0,a' is not a comma-separated list of integers" in err
     assert "Traceback" not in err
+
+
+def test_index_with_a_process_pool_equals_the_local_index(index_dir, small_csv, tmp_path):
+    """``--engine process --workers 2`` into a cold store: the same index, bit for bit."""
+    from harken.store.index import EmbeddingIndex
+
+    out = tmp_path / "pool"
+    argv = ["index", str(small_csv), "--out", str(out), "--store-dir", str(tmp_path / "store")]
+    assert main([*argv, "--engine", "process", "--workers", "2"]) == 0
+    local, pool = EmbeddingIndex.load(index_dir), EmbeddingIndex.load(out)
+    assert pool.files == local.files
+    assert np.asarray(pool.embeddings).tobytes() == np.asarray(local.embeddings).tobytes()
+    assert list((tmp_path / "store").rglob("shard-*.npz"))  # the workers wrote the shards
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--engine", "nope"], "unknown engine 'nope'; choose one of: local, process"),
+        (["--workers", "3"], "--workers 3 needs an engine with workers: add --engine process"),
+        (["--engine", "process", "--workers", "0"], "--workers must be a positive integer"),
+        (["--ray-address", "auto"], "--ray-address is an option of the ray engine"),
+    ],
+)
+def test_engine_flags_are_checked_before_any_work(shared_data, tmp_path, capsys, flags, message):
+    clip = sorted((shared_data / "kitchen20/audio/chopping").glob("*.flac"))[0]
+    for cmd in (["embed", str(clip)], ["index", str(clip)]):
+        out = tmp_path / ("x.npy" if cmd[0] == "embed" else "idx")
+        assert main([*cmd, "--out", str(out), *flags]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_engine_ray_without_ray_says_how_to_get_it(shared_data, tmp_path, capsys, monkeypatch):
+    from harken.store import engines
+
+    real = engines.importlib.util.find_spec
+    monkeypatch.setattr(
+        engines.importlib.util, "find_spec", lambda n, *a: None if n == "ray" else real(n, *a)
+    )
+    clip = sorted((shared_data / "kitchen20/audio/chopping").glob("*.flac"))[0]
+    argv = ["embed", str(clip), "--out", str(tmp_path / "x.npy"), "--engine", "ray"]
+    assert main(argv) == 2
+    assert "pip install 'harken[ray]'" in capsys.readouterr().err

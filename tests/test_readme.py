@@ -60,6 +60,23 @@ ALLOWED = {
         "tests/encoders/test_msclap.py::test_registered_names_shapes_and_config, sigmoid "
         "scores are tests/test_cli.py::test_predict_with_a_clap_backend_gives_probabilities"
     ),
+    "pip install 'harken[ray]'": (
+        "installs into the environment running the tests (the dev extra includes it); used by "
+        "tests/store/test_ray_engine.py::test_cli_index_on_a_two_node_cluster_equals_the_local_index"
+    ),
+    "ray start --head --port 6379": (
+        "starts a cluster on fixed ports; the test cluster (bounded free ports, loopback) is "
+        "started the same way by tests/store/ray_cluster.py::start_cluster"
+    ),
+    "ray start --address HEAD:6379": (
+        "needs a head node; the test cluster's second node joins the same way in "
+        "tests/store/ray_cluster.py::start_cluster"
+    ),
+    "harken index clips.csv --out clips.index --engine ray --ray-address HEAD:6379 "
+    "--store-dir /shared/features": (
+        "needs a cluster; the same command against a two-node cluster on loopback is "
+        "tests/store/test_ray_engine.py::test_cli_index_on_a_two_node_cluster_equals_the_local_index"
+    ),
     "harken serve --index clips.index --runs runs": (
         "a server that runs until stopped; the app under uvicorn driven by Chromium is "
         "tests/serve/test_browser.py::test_upload_a_kitchen20_clip_and_see_its_true_label_in_the_top_three"

@@ -469,6 +469,9 @@ def embed(
     store_dir: str | Path | None = None,
     progress: bool = False,
     sample_rate: int | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Embedded:
     """Embed audio with an audio ``encoder``: files through the feature store (resumable,
     reused), arrays directly (the same downmix, resampling and encoder).
@@ -487,9 +490,16 @@ def embed(
         store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
         progress: Show progress while encoding.
         sample_rate: Sample rate of the array inputs (Hz).
+        engine: Where missing shards of files are encoded: ``local`` (this process),
+            ``process`` (a pool on this machine) or ``ray`` (a Ray cluster); the embeddings
+            are the same, bit for bit, on CPU.
+        workers: Workers of ``process``/``ray`` (default: the engine's, e.g. this machine's
+            cores).
+        ray_address: The Ray cluster for ``engine="ray"`` (``auto``, ``ray://host:10001``).
 
     Raises:
-        ConfigError: a bad ``out`` path, ``out`` with arrays, bad inputs or a non-audio encoder.
+        ConfigError: a bad ``out`` path, ``out`` with arrays, bad inputs, a non-audio encoder
+            or engine options that do not fit (``ray`` without the package: how to get it).
         AudioError / DataError: no input could be used (or, with ``strict``, the first one
             that cannot).
     """
@@ -501,24 +511,34 @@ def embed(
             "result yourself: np.save('emb.npy', api.embed(waves, encoder, "
             "sample_rate=sr).embeddings)"
         )
+    store = _store(store_dir, progress, engine, workers, ray_address)  # before the model too
     ready, skipped = preflight(inputs, strict)  # before the model loads
     enc = get_encoder(encoder)
     if enc.modality != "audio":
         raise ConfigError(f"encoder {encoder!r} embeds {enc.modality}, not audio")
     if out is None:
-        emb, kept, bad = embed_inputs(enc, ready, strict, store_dir)
+        store.progress = False
+        emb, kept, bad = embed_inputs(enc, ready, strict, store_dir, store=store)
         every = sorted([*skipped, *bad], key=lambda b: b.index)
         names = [i.name if isinstance(i, FileInput) else None for i in kept]
         return Embedded(emb, names, every, None, [i.index for i in kept])
-    return _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress)
+    return _embed_to_file(enc, ready, skipped, out, strict, store)
 
 
-def _embed_to_file(enc, ready, skipped, out, strict, store_dir, progress) -> Embedded:
+def _store(store_dir, progress: bool, engine, workers, ray_address) -> FeatureStore:
+    """The feature store of a command, with its engine (checked before any work)."""
+    from harken.store.engines import engine_from_options
+
+    executor, n = engine_from_options(engine, workers, ray_address)
+    root = Path(store_dir) if store_dir else None
+    return FeatureStore(root, progress=progress, engine=executor, workers=n)
+
+
+def _embed_to_file(enc, ready, skipped, out, strict, store: FeatureStore) -> Embedded:
     """:func:`embed` of files into ``out``, with the row list and the sidecar."""
     from harken import __version__
 
     clips = [Clip(clip_id=i.name, audio_path=Path(i.path), source=i.source) for i in ready]
-    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
     with NpyRowWriter(out, len(clips)) as writer:
         report = store.fill("files", enc, clips, writer.write, skip_bad=not strict)
         bad = set(report.bad_positions)
@@ -980,6 +1000,9 @@ def index(
     store_dir: str | Path | None = None,
     progress: bool = True,
     strict: bool = False,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> EmbeddingIndex:
     """Embed a collection (files, folders, or one dataset CSV) and save a search index.
 
@@ -996,19 +1019,24 @@ def index(
             ``exact`` or ``faiss``.
         store_dir: Feature-store folder (default ``$HARKEN_CACHE_DIR/features``).
         strict: Fail on the first unusable file instead of leaving it out.
+        engine: Where missing shards are encoded (``local``, ``process``, ``ray``; see
+            :func:`embed`); the index is the same whichever encodes.
+        workers: Workers of ``process``/``ray``.
+        ray_address: The Ray cluster for ``engine="ray"``.
 
     Raises:
         DataError: ``out`` is a folder harken did not write (checked before any work), or no
             file could be used.
+        ConfigError: engine options that do not fit (checked before any work).
     """
     EmbeddingIndex.check_target(Path(out))
+    store = _store(store_dir, progress, engine, workers, ray_address)
     clips = _index_clips(inputs)
     if not clips:
         raise DataError("nothing to index: no audio files found in the inputs")
     requested = clips
     clips, oversized = _sized(clips, strict)
     space = joint_space(backend)
-    store = FeatureStore(Path(store_dir) if store_dir else None, progress=progress)
     got = _usable(store, space.audio_encoder, clips, strict) if clips else None
     if got is None:
         _require_some([], oversized, len(oversized))

@@ -389,10 +389,14 @@ def _named(item: Input, exc: Exception) -> str:
 
 
 def embed_inputs(
-    encoder, inputs: list[Input], strict: bool, store_dir: str | Path | None = None
+    encoder,
+    inputs: list[Input],
+    strict: bool,
+    store_dir: str | Path | None = None,
+    store=None,
 ) -> tuple[np.ndarray, list[Input], list[Skipped]]:
-    """Embed usable inputs with an audio encoder: files through the feature store, arrays
-    directly (:func:`embed_arrays`).
+    """Embed usable inputs with an audio encoder: files through the feature store (``store``,
+    else one at ``store_dir``), arrays directly (:func:`embed_arrays`).
 
     Returns:
         ``(float32 [len(kept), D], kept inputs in input order, skipped inputs)``.
@@ -409,7 +413,8 @@ def embed_inputs(
     rows: dict[int, np.ndarray] = {}
     skipped: list[Skipped] = []
     if files:
-        store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
+        if store is None:
+            store = FeatureStore(Path(store_dir) if store_dir else None, progress=False)
         clips = [Clip(clip_id=f.name, audio_path=Path(f.path), source=f.source) for f in files]
         got = store.get_usable("files", encoder, clips, skip_bad=not strict)
         rows.update((files[k].index, e) for k, e in zip(got.kept, got.embeddings, strict=True))

@@ -35,6 +35,7 @@ def _cmd_run(args) -> None:
         store_dir=args.store_dir,
         data_dir=args.data_dir,
         strict=args.strict or None,  # None: the config's own setting
+        **_engine_args(args),  # None: the config's own settings
     )
     print(results_table(results))  # the protocol's own table
     print(f"\nrun folder: {args.out}")
@@ -216,6 +217,7 @@ def _cmd_embed(args) -> None:
         strict=args.strict,
         store_dir=args.store_dir,
         progress=True,
+        **_engine_args(args),
     )
     print(
         f"wrote {args.out}: float32 {list(got.embeddings.shape)} ({args.encoder}); "
@@ -235,6 +237,7 @@ def _cmd_index(args) -> None:
         search_backend=args.search,
         store_dir=args.store_dir,
         strict=args.strict,
+        **_engine_args(args),
     )
     print(
         f"indexed {len(built.files)} clips with {args.backend} ({built.backend} search) "
@@ -500,6 +503,34 @@ def _add_strict_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_engine_flags(p: argparse.ArgumentParser, default: str | None = "local") -> None:
+    """``--engine``, ``--workers``, ``--ray-address``: where missing features are encoded."""
+    p.add_argument(
+        "--engine",
+        default=default,
+        help="where missing features are encoded: local (this process"
+        + (", default" if default == "local" else "")
+        + "), process (a pool of --workers processes on this machine) or ray (a Ray cluster, "
+        "--ray-address; pip install 'harken[ray]'); the results are identical"
+        + ("" if default else " (default: the config's [encoders] engine, else local)"),
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes of --engine process/ray (default: this machine's cores), one "
+        "thread each",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="the Ray cluster of --engine ray: auto (a running local cluster) or "
+        "ray://HEAD:10001 (default: start Ray on this machine)",
+    )
+
+
+def _engine_args(args) -> dict:
+    return {"engine": args.engine, "workers": args.workers, "ray_address": args.ray_address}
+
+
 def _add_device_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device",
@@ -558,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strict_flag(p)
     _add_mode_flags(p)
     _add_device_flag(p)
+    _add_engine_flags(p, default=None)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -688,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)
     _add_device_flag(p)
+    _add_engine_flags(p)
     p.set_defaults(func=_cmd_index)
 
     _add_export_parser(sub)
@@ -783,6 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-dir", help="feature-store folder (default: $HARKEN_CACHE_DIR)")
     _add_strict_flag(p)
     _add_device_flag(p)
+    _add_engine_flags(p)
     p.set_defaults(func=_cmd_embed)
     return parser
 

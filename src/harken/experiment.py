@@ -57,6 +57,11 @@ class ExperimentConfig:
         tagger: Audio tagger whose label space ConSE-style methods bridge through.
         frames: Frames per clip for image encoders, sampled over the clip and averaged (1: the
             middle frame, ClipClap §4.1).
+        engine: Where missing features are encoded (``[encoders] engine``): ``local`` (this
+            process), ``process`` (a pool on this machine) or ``ray`` (a Ray cluster); the
+            features are the same whichever encodes, so it may change on resume.
+        workers: Workers of ``process``/``ray`` (None: the engine's default, e.g. the cores).
+        ray_address: The Ray cluster of ``engine = "ray"`` (``auto``, ``ray://host:10001``).
         protocol: A registered protocol: ``kfold`` (class-disjoint folds), ``all-classes``
             (training-free, every class a candidate), ``gzsl``, ``discovery``, ``retrieval``,
             ``linear-probe`` (:func:`harken.protocols.base.available_protocols`).
@@ -92,6 +97,9 @@ class ExperimentConfig:
     normalize_text: bool = True
     tagger: str = "yamnet"
     frames: int = 1
+    engine: str = "local"
+    workers: int | None = None
+    ray_address: str | None = None
     protocol: str = "kfold"
     protocol_options: dict = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
@@ -174,6 +182,20 @@ class ExperimentConfig:
         self._check_protocol()
         self._check_names()
         self._check_methods()
+        self.engine_and_workers()
+
+    def engine_and_workers(self):
+        """The feature store's engine and worker count (``[encoders] engine, workers,
+        ray_address``).
+
+        Raises:
+            ConfigError: naming the key: an unknown engine, Ray not installed, ``workers``
+                with ``local`` or ``ray_address`` without ``ray``.
+        """
+        from harken.store.engines import engine_from_options
+
+        where = self.key("engine").rpartition("engine")[0]  # "run.toml: [encoders] "
+        return engine_from_options(self.engine, self.workers, self.ray_address, where=where)
 
     def check_against(self, n_classes: int) -> None:
         """Check the protocol's split sizes against the dataset's ``n_classes`` (right after
@@ -303,6 +325,9 @@ DEFAULT_SECTION = {
     "normalize_text": "knowledge",
     "views": "knowledge",
     "tagger": "encoders",
+    "engine": "encoders",
+    "workers": "encoders",
+    "ray_address": "encoders",
     "seeds": "methods",
     "store_dir": "store",
     "progress": "store",
@@ -405,8 +430,12 @@ class Experiment:
         config.validate()
         self.config = config
         self.folder = folder
+        engine, workers = config.engine_and_workers()
         self.store = FeatureStore(
-            Path(config.store_dir) if config.store_dir else None, progress=config.progress
+            Path(config.store_dir) if config.store_dir else None,
+            progress=config.progress,
+            engine=engine,
+            workers=workers,
         )
         self._encoders: dict[str, Encoder] = {}
         self._classes: dict[str, Classes] = {}

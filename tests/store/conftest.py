@@ -69,3 +69,21 @@ def kitchen20_clips() -> list[Clip]:
         for r in list(seen.values())[:10]
     ]
     return Manifest("kitchen20", clips).clips
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real two-node Ray cluster on loopback (``ray start``: a head and a worker node, one CPU
+    each, bounded ports); yields it at once, starting in the background (``.address``, the
+    head's ``127.0.0.1:PORT``, waits until both nodes are up) and always stops both nodes,
+    killing exactly the processes they started."""
+    pytest.importorskip(
+        "ray", reason="Ray is not installed: pip install 'harken[ray]' (the dev extra has it)"
+    )
+    from .ray_cluster import start_cluster
+
+    cluster = start_cluster(nodes=2, cpus_per_node=1, background=True)  # ready on .address
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

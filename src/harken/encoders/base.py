@@ -32,6 +32,7 @@ config carries that number, so 1-frame and k-frame features never share a store 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -66,12 +67,23 @@ def get_encoder(name: str, **kwargs) -> Encoder:
 
     Text encoders come wrapped in :class:`~harken.encoders.textcache.CachedTextEncoder` (same
     name, dim and config; embeddings from the persistent text-embedding cache when known)
-    unless ``HARKEN_TEXT_CACHE=0``.
+    unless ``HARKEN_TEXT_CACHE=0``. The result carries ``harken_recipe = (name, options)``, so
+    that worker processes can rebuild it (:class:`harken.store.engines.EncoderRecipe`).
     """
     from harken.encoders.textcache import cached
 
     _import_backends()
-    return cached(ENCODERS.create(name, **kwargs))
+    encoder = cached(ENCODERS.create(name, **kwargs))
+    _record_recipe(encoder, name, kwargs)
+    return encoder
+
+
+def _record_recipe(encoder: Encoder, name: str, options: dict) -> None:
+    """Note ``(name, options)`` on ``encoder`` so that a worker process can rebuild it
+    (:func:`harken.store.engines.recipe_of`); encoders that refuse attributes are left alone
+    (they then run only in the driver)."""
+    with contextlib.suppress(AttributeError, TypeError):
+        encoder.harken_recipe = (name, dict(options))
 
 
 def available_encoders() -> list[str]:

@@ -49,6 +49,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -59,6 +60,9 @@ from harken.encoders.stream import embed_audio_file, is_long_clip
 from harken.encoders.threads import around_encoding
 from harken.errors import AudioError, DataError, VideoError
 from harken.store.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temps
+
+if TYPE_CHECKING:
+    from harken.store.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -382,14 +386,26 @@ class FeatureStore:
 
     Args:
         root: Store folder (default ``<cache dir>/features``).
-        shard_size: Clips encoded per shard (the unit of resumption).
+        shard_size: Clips encoded per shard (the unit of resumption and of work).
         progress: Show a progress bar and the reuse summary while encoding.
+        engine: Where missing shards are encoded: an :class:`~harken.store.engines.Engine`
+            or a registered name (``"local"``: this process; ``"process"``; ``"ray"``).
+        workers: Workers of the engine (``local`` ignores it).
     """
 
-    def __init__(self, root: Path | None = None, shard_size: int = 64, progress: bool = True):
+    def __init__(
+        self,
+        root: Path | None = None,
+        shard_size: int = 64,
+        progress: bool = True,
+        engine: Engine | str = "local",
+        workers: int = 1,
+    ):
         self.root = Path(root) if root is not None else default_cache_dir() / "features"
         self.shard_size = shard_size
         self.progress = progress
+        self.engine = engine
+        self.workers = workers
         self.hashes = HashCache(self.root / "hashes.sqlite3")
 
     def folder(self, dataset: str, encoder: Encoder) -> Path:
@@ -442,11 +458,16 @@ class FeatureStore:
         clips: Sequence[Clip],
         sink: Sink,
         skip_bad: bool = False,
+        engine: Engine | str | None = None,
+        workers: int | None = None,
     ) -> FillReport:
         """Stream the embeddings of ``clips`` to ``sink``, encoding and storing missing ones.
 
-        Finished shards are read one at a time and missing clips are decoded ``shard_size`` at a
-        time, so memory does not grow with the number of clips (beyond their keys).
+        Finished shards are read one at a time; missing clips go to the engine as
+        :class:`~harken.store.engines.ShardTask` s of ``shard_size`` clips, whose workers write
+        their shards into the store, and each finished shard is read back and served, one at a
+        time — so the driver's memory does not grow with the number of clips (beyond their
+        keys), whichever engine encodes.
 
         Args:
             dataset: The store's dataset folder name.
@@ -455,11 +476,17 @@ class FeatureStore:
             sink: Called with ``(positions, rows)`` for every block of clips served, in no
                 particular order; every usable position is served exactly once.
             skip_bad: List unusable clips in :attr:`FillReport.bad` instead of raising.
+            engine: Overrides the store's engine for this call.
+            workers: Overrides the store's worker count for this call.
 
         Raises:
             AudioError / VideoError: an unusable clip when not ``skip_bad``.
+            ConfigError: the engine cannot run (unknown, missing package, encoder that a
+                worker cannot rebuild).
         """
         from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
+
+        from harken.store.engines import ShardTask, get_engine, recipe_of
 
         report = FillReport(clips=len(clips))
         folder = self._prepare(dataset, encoder)
@@ -479,11 +506,22 @@ class FeatureStore:
             unit="clip",
             disable=not self.progress or not todo,
         )
-        try:
+        engine = self.engine if engine is None else engine
+        workers = self.workers if workers is None else workers
+        if isinstance(engine, str):
+            engine = get_engine(engine)
+
+        def tasks():
             for lo in range(0, len(todo), self.shard_size):
-                batch = todo[lo : lo + self.shard_size]
-                self._encode_batch(folder, encoder, clips, batch, wanted, sink, report, skip_bad)
-                bar.update(len(batch))
+                batch = tuple(todo[lo : lo + self.shard_size])
+                first = tuple(clips[wanted[key][0]] for key in batch)
+                yield ShardTask(str(folder), batch, first, skip_bad)
+
+        try:
+            if todo:
+                for done in engine.run(recipe_of(encoder), tasks(), workers):
+                    self._serve_done(done, clips, wanted, sink, report)
+                    bar.update(len(done.keys) + len(done.bad))
         finally:
             bar.close()
         order = np.argsort(report.bad_positions, kind="stable").tolist()
@@ -544,25 +582,37 @@ class FeatureStore:
                     served = True
             report.shards_reused += served
 
-    def _encode_batch(self, folder, encoder, clips, batch, wanted, sink, report, skip_bad) -> None:
-        first = [clips[wanted[key][0]] for key in batch]
-        if skip_bad:
-            emb, kept, bad = encode_usable(encoder, first)
-            for b in bad:  # every request position of a bad key is bad
-                key = batch[first.index(b.clip)]
-                report.bad += [BadClip(clips[p], b.reason) for p in wanted[key]]
-                report.bad_positions += wanted[key]
-        else:
-            emb, kept = encode_clips(encoder, first), list(range(len(batch)))
-        if not kept:
+    def _serve_done(self, done, clips, wanted: dict, sink: Sink, report: FillReport) -> None:
+        """Serve one finished task: read its shard back (one at a time) and record its bad
+        clips. Served keys leave ``wanted``."""
+        for key, reason in done.bad:  # every request position of a bad key is bad
+            positions = wanted.pop(key)
+            report.bad += [BadClip(clips[p], reason) for p in positions]
+            report.bad_positions += positions
+        if done.shard is None:
             return
-        keys = [batch[k] for k in kept]
-        _write_shard(folder, keys, emb)
-        report.shards_written += 1
-        report.encoded += len(keys)
-        for key, row in zip(keys, emb, strict=True):
-            positions = wanted[key]
+        shard = Path(done.shard)
+        match = _SHARD_NAME.match(shard.name)
+        loaded = _read_shard(shard, match.group(1)) if match is not None else None
+        if loaded is None:
+            raise DataError(
+                f"feature store shard {shard}: a worker reported it written, but it cannot be "
+                "read here; workers and this process must share the store folder "
+                f"({shard.parent})"
+            )
+        index = {key: row for row, key in enumerate(loaded[0])}
+        for key in done.keys:
+            positions = wanted.pop(key)
+            row = loaded[1][index[key]]
             sink(np.asarray(positions), np.repeat(row[None], len(positions), 0))
+            if done.reused:
+                report.cached += len(positions)
+            else:
+                report.encoded += 1
+        if done.reused:
+            report.shards_reused += 1
+        else:
+            report.shards_written += 1
 
 
 def _write_shard(folder: Path, keys: list[str], embeddings: np.ndarray) -> Path:

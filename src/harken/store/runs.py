@@ -115,7 +115,7 @@ MARKER = ".harken-run"
 MARKER_FORMAT = "harken run folder"
 MODES = ("new", "overwrite", "resume")
 #: Config keys that do not change a run's results (a resumed run may differ in them).
-IGNORED_ON_RESUME = ("progress", "store_dir")
+IGNORED_ON_RESUME = ("progress", "store_dir", "engine", "workers", "ray_address")
 
 
 class RunFolder:
