@@ -879,3 +879,21 @@ def test_engine_ray_without_ray_says_how_to_get_it(shared_data, tmp_path, capsys
     argv = ["embed", str(clip), "--out", str(tmp_path / "x.npy"), "--engine", "ray"]
     assert main(argv) == 2
     assert "pip install 'harken[ray]'" in capsys.readouterr().err
+
+
+def test_run_encodes_with_a_process_pool_into_the_same_features(small_csv, tmp_path):
+    """`harken run --engine process`: a cold store filled by 2 workers gives the features (by
+    their hashes) and results of the local engine; resuming under another engine is allowed."""
+    config = _small_config(small_csv, tmp_path / "exp.toml", folds=1, seeds="[0]")
+    local, pool = tmp_path / "local", tmp_path / "pool"
+    assert main(["run", str(config), "--out", str(local)]) == 0
+    store = ["--store-dir", str(tmp_path / "store")]
+    assert main(["run", str(config), "--out", str(pool), *store, "--engine", "process"]) == 0
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (local, pool)]
+    digests = [{k: v["sha256"] for k, v in m["features"].items()} for m in manifests]
+    assert digests[0] == digests[1] and digests[0]
+    results = [json.loads((d / "results.json").read_text())["methods"] for d in (local, pool)]
+    assert results[0] == results[1]
+    assert list((tmp_path / "store").rglob("task-*.json"))  # written by the workers
+    (pool / "results.json").unlink()
+    assert main(["run", str(config), "--out", str(pool), "--resume", "--engine", "local"]) == 0

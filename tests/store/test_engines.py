@@ -222,3 +222,30 @@ def test_run_config_engine_keys_are_checked_and_named(tmp_path):
     from harken.store.runs import config_differences
 
     assert config_differences({"engine": "local"}, {"engine": "ray", "workers": 8}) == []
+
+
+def test_a_script_without_a_main_guard_gets_told_why_workers_cannot_start(clips, tmp_path):
+    """Spawned workers re-import the main module; one that starts a pool at import kills every
+    worker at birth — a ConfigError saying so, not a shard blamed for it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
+        "from pathlib import Path\n"
+        "from harken.data.manifest import Clip\n"
+        "from harken.encoders.base import get_encoder\n"
+        "from harken.store.features import FeatureStore\n"
+        "import store.engine_encoders\n"
+        f"clips = [Clip('a', Path({str(clips[0].audio_path)!r}))]\n"
+        f"store = FeatureStore(Path({str(tmp_path / 's')!r}), progress=False, engine='process',"
+        " workers=1)\n"
+        "store.get('d', get_encoder('test-stats'), clips)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert "ConfigError" in done.stderr and "if __name__ == '__main__':" in done.stderr

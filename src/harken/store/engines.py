@@ -310,12 +310,17 @@ class LocalEngine(Engine):
 _WORKER: dict[str, Any] = {}  # in a pool worker: the encoder built once, or why it failed
 
 
-def _init_worker(recipe: EncoderRecipe, threads: int) -> None:
+def _init_worker(recipe: EncoderRecipe, threads: int, started=None) -> None:
     """Pool initializer: limit every thread pool to ``threads`` for the worker's life, then
     build the encoder once (a failure is kept and raised by the first task, so it reaches the
-    driver as itself rather than as a broken pool)."""
+    driver as itself rather than as a broken pool). ``started`` (a shared counter) tells the
+    driver that a worker got this far."""
     import contextlib
     import os
+
+    if started is not None:
+        with started.get_lock():
+            started.value += 1
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)  # for libraries loaded from here on
@@ -404,12 +409,25 @@ class ProcessEngine(Engine):
         from concurrent.futures import ProcessPoolExecutor
 
         self.pools_started += 1
+        context = multiprocessing.get_context(self.start_method)
+        self._started = context.Value("i", 0)
         return ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context(self.start_method),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(recipe, self.threads),
+            initargs=(recipe, self.threads, self._started),
         )
+
+    def _check_started(self) -> None:
+        """After a broken pool: raise if no worker of it ever started (a bootstrap failure,
+        not a shard's fault)."""
+        if self._started.value == 0:
+            raise ConfigError(
+                f"the {self.start_method!r} worker processes of --engine process could not "
+                "start (each died before it could load the encoder). Calling harken from a "
+                "script? Put the call under `if __name__ == '__main__':` — workers re-import "
+                "the main module — or use the local engine"
+            )
 
     def run(
         self, recipe: EncoderRecipe, tasks: Iterable[ShardTask], workers: int = 2
@@ -451,6 +469,7 @@ class ProcessEngine(Engine):
                     try:
                         result = future.result()
                     except BrokenProcessPool:
+                        self._check_started()
                         broken = True
                         if failures >= 0:  # it ran alone: it killed its worker
                             if failures + 1 > self.retries:

@@ -29,8 +29,10 @@ keeping the finished shards); :meth:`FeatureStore.get_usable` skips unusable cli
 empty, silent, corrupt) and lists them, and :meth:`FeatureStore.fill` streams rows to a callback
 so that callers (``harken embed``) never hold every embedding at once.
 
-Encoding itself is the pure function :func:`encode_clips` over a batch of clips, so it can be
-mapped over workers or a cluster and the shards merged by simply copying them into the folder.
+Encoding itself is the pure function :func:`encode_clips` over a batch of clips; an engine
+(:mod:`harken.store.engines`: ``local``, a ``process`` pool, ``ray``) maps it over workers,
+which write their shards straight into the folder, and :meth:`FeatureStore.fill` reads each
+finished shard back — the same bytes whichever engine wrote them.
 """
 
 from __future__ import annotations
