@@ -157,7 +157,7 @@ def test_open_a_report_from_the_runs_tab(page, tmp_path):
 def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blender_clip, tmp_path):
     """Warm (models loaded at start): page load, the first answer for a new label set, then a
     5 s browser recording and a 1-minute one (WebM, 48 kHz stereo).
-    Printed (pytest -s) and bounded loosely so a regression to a cold load shows."""
+    Printed (pytest -s): speed targets live in benchmarks/, not in timed asserts."""
     # the server loaded its models at start; a label set not seen yet is embedded now
     first = classify(page, blender_clip, labels="blender, juicer, kettle, frying, dishwasher")
     clip = classify(page, browser_webm)
@@ -171,4 +171,3 @@ def test_timings_of_page_load_and_answers(page, browser_webm, minute_webm, blend
         f"\nharken serve timings (warm): page load {page.load_seconds:.2f} s, first answer "
         f"(new labels) {first:.2f} s, 5 s clip {clip:.2f} s, 1-minute recording {minute:.2f} s"
     )
-    assert page.load_seconds < 10 and first < 30 and clip < 30 and minute < 120
