@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import signal
 import socket
 import time
@@ -26,7 +26,14 @@ from harken.store.engines import (
 )
 from harken.store.features import FeatureStore, clip_key
 from harken.store.index import EmbeddingIndex
-from harken.store.ray_engine import _bound
+from harken.store.ray_engine import (
+    _bound,
+    _done_from_json,
+    _error_from_json,
+    _portable_error,
+    _task_from_json,
+    _task_json,
+)
 
 from .conftest import StatsEncoder, kitchen20_first
 
@@ -146,23 +153,29 @@ def test_a_shard_that_always_kills_its_worker_ends_the_job_naming_its_clips(ray_
 
 
 def test_worker_errors_travel_as_data_and_keep_their_type(yamnet, tmp_path):
-    """The actor's class, run here: an unusable clip comes back as the pickled AudioError
-    (re-raised as such by the driver), and the shard before it as a ShardDone."""
+    """The actor's class, run here: rows are JSON text (nothing the driver reads can run
+    code); an unusable clip comes back as an AudioError (re-raised as such by the driver),
+    and the shard before it as a ShardDone."""
     tasks, folder = shard_tasks(tmp_path, yamnet, n=4)
-    gone = Clip("gone", tmp_path / "gone.wav", {})
+    gone = Clip("gone", tmp_path / "gone.wav", {"label": "x"}, start=0.5, end=1.5)
     bad = ShardTask(str(folder), (*tasks[0].keys[:2], "0" * 64), (*tasks[0].clips[:2], gone))
     good = ShardTask(str(folder), tasks[0].keys[2:], tasks[0].clips[2:])
+    assert _task_from_json(_task_json(bad)) == bad  # clips, paths and spans survive the trip
     actor = _bound(recipe_of(yamnet), 1)()
-    out = actor({"task": [pickle.dumps(good), pickle.dumps(bad)]})
-    assert out["pid"] == [os.getpid()] * 2 and out["error"][0] == b"" and out["done"][1] == b""
-    done = pickle.loads(out["done"][0])
+    out = actor({"task": [_task_json(good), _task_json(bad)]})
+    assert out["pid"] == [os.getpid()] * 2 and out["error"][0] == "" and out["done"][1] == ""
+    assert all(isinstance(json.loads(x), dict) for x in (out["done"][0], out["error"][1]))
+    done = _done_from_json(out["done"][0])
     assert done.keys == good.keys and not done.reused and Path(done.shard).parent == folder
-    error = pickle.loads(out["error"][1])
+    error = _error_from_json(out["error"][1])
     assert isinstance(error, AudioError) and "gone.wav" in str(error)
     # An encoder that cannot be built fails every task with the reason, not a dead actor.
     broken = _bound(EncoderRecipe("no-such-encoder", label="no-such-encoder"), 1)()
-    out = broken({"task": [pickle.dumps(good)]})
-    assert isinstance(pickle.loads(out["error"][0]), ConfigError)
+    out = broken({"task": [_task_json(good)]})
+    assert isinstance(_error_from_json(out["error"][0]), ConfigError)
+    # any other exception becomes a RuntimeError naming its type and the shard
+    other = _error_from_json(_portable_error(KeyError("k"), good))
+    assert type(other) is RuntimeError and "KeyError" in str(other) and "shard of" in str(other)
 
 
 def test_unreachable_cluster_is_a_config_error_at_once(yamnet):

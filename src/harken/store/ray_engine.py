@@ -8,7 +8,7 @@ plain functions (stateless tasks) are for transformations that hold no model. Ra
 would reload the encoder for every shard, and a hand-made actor pool would redo what Ray Data
 already does: stream the inputs to whichever actor is free, restart an actor that dies and
 re-run its in-flight batch (the actor pool's defaults are ``max_restarts=-1`` and retried actor
-tasks), and hand results back as they finish. So here one dataset row is one pickled
+tasks), and hand results back as they finish. So here one dataset row is one JSON-encoded
 :class:`~harken.store.engines.ShardTask`, a batch is one row, and each actor:
 
 * rebuilds the encoder once from the :class:`~harken.store.engines.EncoderRecipe` (with one
@@ -35,14 +35,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
-import pickle
 import socket
 import warnings
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+from harken import errors
+from harken.data.manifest import Clip
 from harken.errors import ConfigError
 from harken.store.engines import (
     ENGINES,
@@ -91,19 +94,76 @@ def _thread_limit(n: int) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
-def _portable_error(exc: BaseException, task: ShardTask | None) -> bytes:
-    """``exc`` pickled for the driver; a RuntimeError with its text when it does not pickle."""
-    with contextlib.suppress(Exception):
-        return pickle.dumps(exc)
+# Rows carry JSON text, not pickles: what a worker sends back is data the driver parses, never
+# code it would run (a pickle can).
+
+#: Error types a worker's exception keeps when it reaches the driver; any other becomes a
+#: RuntimeError carrying its type name and message.
+_ERRORS = {
+    cls.__name__: cls
+    for cls in (
+        errors.AudioError,
+        errors.VideoError,
+        errors.DataError,
+        errors.ConfigError,
+        errors.ModelUnavailableError,
+        errors.HarkenError,
+    )
+}
+_PATHS = ("audio_path", "video_path")
+
+
+def _task_json(task: ShardTask) -> str:
+    clips = [
+        {
+            f.name: (str(v) if f.name in _PATHS and v is not None else v)
+            for f in dataclasses.fields(c)
+            for v in (getattr(c, f.name),)
+        }
+        for c in task.clips
+    ]
+    return json.dumps(
+        {"folder": task.folder, "keys": task.keys, "clips": clips, "skip_bad": task.skip_bad}
+    )
+
+
+def _task_from_json(text: str) -> ShardTask:
+    d = json.loads(text)
+    clips = tuple(
+        Clip(**{k: (Path(v) if k in _PATHS and v is not None else v) for k, v in c.items()})
+        for c in d["clips"]
+    )
+    return ShardTask(d["folder"], tuple(d["keys"]), clips, bool(d["skip_bad"]))
+
+
+def _done_json(done: ShardDone) -> str:
+    return json.dumps(dataclasses.asdict(done))
+
+
+def _done_from_json(text: str) -> ShardDone:
+    d = json.loads(text)
+    bad = tuple((str(k), str(r)) for k, r in d["bad"])
+    return ShardDone(tuple(d["keys"]), d["shard"], bad, bool(d["reused"]), d["task_id"])
+
+
+def _portable_error(exc: BaseException, task: ShardTask | None) -> str:
+    """``exc`` as JSON for the driver: its type name and message."""
     where = f" (shard of {task.describe()})" if task is not None else ""
-    return pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}{where}"))
+    known = type(exc).__name__ in _ERRORS and isinstance(exc, _ERRORS[type(exc).__name__])
+    message = str(exc) if known else f"{type(exc).__name__}: {exc}{where}"
+    return json.dumps({"type": type(exc).__name__ if known else "RuntimeError", "message": message})
+
+
+def _error_from_json(text: str) -> Exception:
+    d = json.loads(text)
+    return _ERRORS.get(d["type"], RuntimeError)(d["message"])
 
 
 class _ShardEncoder:
     """The Ray Data callable class: one instance per actor, holding the encoder it built once.
 
-    A row in is ``{"task": pickled ShardTask}``; a row out is ``{"done": pickled ShardDone or
-    b"", "error": pickled exception or b"", "pid", "node"}`` (the worker's process id and Ray
+    A row in is ``{"task": ShardTask as JSON}``; a row out is ``{"done": ShardDone as JSON or
+    "", "error": the exception as JSON or "", "pid", "node"}`` (the worker's process id and Ray
     node, for monitoring and the fault tests). Exceptions travel as data so that the driver
     re-raises harken's own error types unchanged.
     """
@@ -115,7 +175,7 @@ class _ShardEncoder:
         self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self.threads = threads
         self.encoder = None
-        self.failure: bytes = b""
+        self.failure = ""
         try:
             with _thread_limit(threads):  # onnxruntime fixes its threads when a model loads
                 self.encoder = recipe.build()
@@ -125,12 +185,12 @@ class _ShardEncoder:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         done, errors = [], []
         for blob in batch["task"]:
-            task: ShardTask = pickle.loads(bytes(blob))
-            result, error = b"", self.failure
+            task = _task_from_json(str(blob))
+            result, error = "", self.failure
             if not error:
                 try:
                     with _thread_limit(self.threads):
-                        result = pickle.dumps(encode_shard(self.encoder, task))
+                        result = _done_json(encode_shard(self.encoder, task))
                 except Exception as exc:
                     error = _portable_error(exc, task)
             done.append(result)
@@ -301,7 +361,7 @@ class RayEngine(Engine):
         quiet.setLevel(logging.ERROR)
         size = min(size, len(pending))  # no idle actors (Ray Data warns about them)
         try:
-            rows = [{"task": pickle.dumps(task)} for task in pending.values()]
+            rows = [{"task": _task_json(task)} for task in pending.values()]
             with warnings.catch_warnings():
                 # Ray 2.60 deprecates remote args as keywords, yet offers no named parameter
                 # to bound the retries of the actor pool's tasks (its default is forever).
@@ -321,8 +381,8 @@ class RayEngine(Engine):
             try:
                 for row in dataset.iter_rows():
                     if len(row["error"]):
-                        raise pickle.loads(bytes(row["error"]))
-                    done: ShardDone = pickle.loads(bytes(row["done"]))
+                        raise _error_from_json(str(row["error"]))
+                    done = _done_from_json(str(row["done"]))
                     self.worker_pids.append(int(row["pid"]))
                     self.nodes.add(str(row["node"]))
                     pending.pop(done.task_id, None)
