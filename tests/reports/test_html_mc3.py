@@ -17,7 +17,8 @@ from harken.experiment import ExperimentConfig, run_experiment
 from harken.metrics.bootstrap import paired_bootstrap_ci, recall_at, resample
 from harken.reports.html import BOOTSTRAP_SEED, RESAMPLES, write_report
 
-FAST = {"audio": "yamnet", "video": "efficientnet-lite0", "epochs": 3, "lr": 1e-3}
+from .conftest import FAST
+
 #: the tri-modal CSVs here have many one-clip classes (a warning meant for classification)
 pytestmark = pytest.mark.filterwarnings("ignore:.*have a single clip")
 #: ``mean ± spread  [low, high]`` (a frozen encoder's cell has no spread)
