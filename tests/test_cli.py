@@ -703,7 +703,8 @@ def test_every_fold_records_its_chosen_settings_and_selection(run_dir):
 
 
 def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, capsys):
-    """`make demo` twice: the demo replaces its own earlier run folders (default overwrite)."""
+    """`make demo` twice: the demo replaces its own earlier run folders (default overwrite);
+    experiments run in parallel processes give the results they give one after another."""
     from harken import api
     from harken.experiment import ExperimentConfig
 
@@ -722,10 +723,15 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     monkeypatch.setattr(api, "demo_configs", small_demo)
     out = tmp_path / "demo"
     argv = ["demo", "--task", "zsl", "--out", str(out)]
+    assert main([*argv, "--jobs", "2"]) == 0  # kfold and all-classes in two processes at once
+    first = {
+        n: json.loads((out / n / "results.json").read_text()) for n in ("kfold", "all-classes")
+    }
+    argv.append("--jobs=1")  # one after another, in this process: the same results
     assert main(argv) == 0
-    first = json.loads((out / "kfold" / "results.json").read_text())
+    assert {n: json.loads((out / n / "results.json").read_text()) for n in first} == first
     assert main(argv) == 0
-    assert json.loads((out / "kfold" / "results.json").read_text()) == first
+    assert json.loads((out / "kfold" / "results.json").read_text()) == first["kfold"]
     assert main([*argv, "--resume"]) == 0
     printed = capsys.readouterr().out
     assert "run folder:" in printed
@@ -733,7 +739,7 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     assert f"report: {out / 'kfold' / 'report.html'}" in printed
     assert "[report.html](report.html)" in (out / "kfold" / "results.md").read_text()
     plain = tmp_path / "plain"
-    assert main(["demo", "--task", "zsl", "--out", str(plain), "--no-reports"]) == 0
+    assert main(["demo", "--task", "zsl", "--out", str(plain), "--no-reports", "--jobs=1"]) == 0
     assert (plain / "kfold" / "results.json").exists()
     assert not (plain / "kfold" / "report.html").exists()
     assert "report:" not in capsys.readouterr().out
@@ -744,7 +750,7 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
         else:
             f.unlink()
     (out / "kfold" / "my-notes.txt").write_text("keep me")
-    assert main(argv) == 2
+    assert main([*argv, "--jobs=2"]) == 2  # the refusal reaches the CLI from a worker process
     assert "not a harken run folder" in capsys.readouterr().err
     assert (out / "kfold" / "my-notes.txt").read_text() == "keep me"
 

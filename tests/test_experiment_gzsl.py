@@ -314,3 +314,6 @@ def test_demo_has_a_gzsl_task_and_rejects_unknown_ones():
     assert {"clip", "clap", "kda"} == set(gzsl.views)
     with pytest.raises(ConfigError, match="demo task"):
         api.demo("/nowhere", task="bogus")
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="--jobs must be a positive integer"):
+            api.demo("/nowhere", jobs=jobs)

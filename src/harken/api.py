@@ -312,6 +312,7 @@ def demo(
     task: str = "all",
     mode: str = "overwrite",
     reports: bool = True,
+    jobs: int | None = None,
     **overrides,
 ) -> dict:
     """Run the demo experiments of ``task`` into ``out/<experiment>``: ``zsl`` (``kfold``,
@@ -324,20 +325,63 @@ def demo(
 
     With ``reports`` (default) each experiment's folder also gets its HTML report
     (``out/<experiment>/report.html``, figures in ``report/``, linked from ``results.md``).
+
+    **Every core.** On a machine with more than one core the demo encodes with the ``process``
+    engine (one single-threaded worker per core; ``engine=`` overrides it) and runs up to
+    ``jobs`` experiments at once, each in its own process (default: the cores, at most the
+    number of experiments; ``jobs=1`` runs them one after another in this process). Experiments
+    meeting in one feature-store folder take turns (:func:`~harken.store.features.
+    encoding_lock`), so no clip is encoded twice; each experiment is seeded on its own, so the
+    results are the same whatever ``jobs`` is.
+
+    Raises:
+        ConfigError: an unknown task or a ``jobs`` that is not a positive integer; any error
+            of an experiment (the others are finished first: their folders resume).
     """
     if task != "all" and task not in DEMO_TASKS:
         raise ConfigError(f"demo task must be one of {[*DEMO_TASKS, 'all']}, not {task!r}")
-    from harken.experiment import run_experiment
-
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"--jobs must be a positive integer, not {jobs!r}")
     tasks = DEFAULT_DEMO_TASKS if task == "all" else (task,)
     names = [n for t in tasks for n in DEMO_TASKS[t]]
+    cores = _cores()
+    if cores > 1:
+        overrides.setdefault("engine", "process")
     configs = demo_configs(data_dir, **overrides)
-    results = {}
-    for name in names:
-        results[name] = run_experiment(configs[name], Path(out) / name, mode)
-        if reports:
-            report(Path(out) / name)
+    jobs = min(jobs or cores, len(names))
+    if jobs == 1:
+        return {name: _demo_one(configs[name], Path(out) / name, mode, reports) for name in names}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # never fork a process holding models
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {
+            name: pool.submit(_demo_one, configs[name], Path(out) / name, mode, reports)
+            for name in names
+        }
+        failed = [f.exception() for f in futures.values() if f.exception() is not None]
+    if failed:
+        raise failed[0]
+    return {name: future.result() for name, future in futures.items()}
+
+
+def _demo_one(config: ExperimentConfig, out: Path, mode: str, reports: bool) -> dict:
+    """One demo experiment and its report (run in a worker process of :func:`demo`)."""
+    from harken.experiment import run_experiment
+
+    results = run_experiment(config, out, mode)
+    if reports:
+        report(out)
     return results
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def _clips(files: Sequence[str | Path]) -> list[Clip]:

@@ -56,6 +56,7 @@ def _cmd_demo(args) -> None:
         task=args.task,
         mode=_mode(args, "overwrite"),
         reports=not args.no_reports,
+        jobs=args.jobs,
         **overrides,
     )
     for name, results in all_results.items():
@@ -616,6 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reports",
         action="store_true",
         help="skip the HTML report of each run (`harken report RUN_DIR` writes one later)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="experiments run at once, each in its own process (default: this machine's "
+        "cores, at most the number of experiments; 1: one after another); features are "
+        "encoded by a pool of one worker per core either way",
     )
     _add_mode_flags(p, default_overwrite=True)
     _add_device_flag(p)

@@ -509,13 +509,20 @@ def test_two_processes_filling_one_store_at_once(tmp_path):
     if not (KITCHEN20 / "labels.csv").is_file():
         pytest.skip("real data not found")
     root, n = tmp_path / "features", 16
-    procs = [_worker(root, n, 2, 0.05, tmp_path / f"p{i}.npy") for i in range(2)]
-    reports = []
+    # 1 s per batch of 2: one process encodes for 8 s, long enough for the other to meet it
+    procs = [_worker(root, n, 2, 1.0, tmp_path / f"p{i}.npy") for i in range(2)]
+    reports, errs = [], []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr
         reports.append(json.loads(stdout))
+        errs.append(stderr)
     assert all(r["corrupt"] == [] and r["skipped"] == 0 for r in reports)
+    # no clip was encoded twice: one process encoded, the other waited for its lock and then
+    # served the first one's shards
+    assert sorted(r["encoded"] for r in reports) == [0, n], reports
+    waited = [i for i, e in enumerate(errs) if "another harken job is encoding" in e]
+    assert len(waited) == 1 and reports[waited[0]]["cached"] == n, (reports, errs)
     fresh = FeatureStore(tmp_path / "fresh", progress=False).get(
         "kitchen20", StatsEncoder(), kitchen20_first(n)
     )

@@ -20,9 +20,10 @@ decoding, resampling or clip policy re-encodes.
 shard is detected on reading, renamed to ``*.corrupt`` (with a warning naming it) and its clips
 are encoded again. Files the store did not write are ignored, never deleted. Shards are written
 to uniquely named temporary files and renamed into place, so two processes filling one store
-never corrupt it (the same clips and embeddings give byte-identical shards, so at worst both
-write the same file), and ``kill -9`` loses at most the batch in flight (its temporary file is
-removed by a later run once it is an hour old).
+never corrupt it (the same clips and embeddings give byte-identical shards), and ``kill -9``
+loses at most the batch in flight (its temporary file is removed by a later run once it is an
+hour old). A job encoding into a folder holds its ``.encoding.lock`` (:func:`encoding_lock`):
+a second job meeting it waits and then reuses its shards, so no clip is encoded twice.
 
 **Bad clips.** :meth:`FeatureStore.get` stops at the first clip that cannot be used (after
 keeping the finished shards); :meth:`FeatureStore.get_usable` skips unusable clips (missing,
@@ -48,7 +49,7 @@ import sqlite3
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -469,7 +470,9 @@ class FeatureStore:
         :class:`~harken.store.engines.ShardTask` s of ``shard_size`` clips, whose workers write
         their shards into the store, and each finished shard is read back and served, one at a
         time — so the driver's memory does not grow with the number of clips (beyond their
-        keys), whichever engine encodes.
+        keys), whichever engine encodes. While it encodes, the job holds the folder's
+        :func:`encoding_lock`; a job that had to wait for it first serves what the other one
+        finished.
 
         Args:
             dataset: The store's dataset folder name.
@@ -486,14 +489,29 @@ class FeatureStore:
             ConfigError: the engine cannot run (unknown, missing package, encoder that a
                 worker cannot rebuild).
         """
-        from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
-
-        from harken.store.engines import ShardTask, get_engine, recipe_of
-
         report = FillReport(clips=len(clips))
         folder = self._prepare(dataset, encoder)
         wanted = self._keys(clips, encoder.modality, report, skip_bad)
         self._serve_cached(folder, wanted, sink, report)
+        with contextlib.ExitStack() as held:
+            # one job encodes into a folder at a time; another waits, then reuses its shards
+            if wanted and held.enter_context(encoding_lock(folder, f"{dataset} {encoder.name}")):
+                self._serve_cached(folder, wanted, sink, report)
+            self._encode_missing(folder, dataset, encoder, clips, wanted, sink, report, skip_bad,
+                                 engine, workers)  # fmt: skip
+        order = np.argsort(report.bad_positions, kind="stable").tolist()
+        report.bad = [report.bad[i] for i in order]
+        report.bad_positions = [report.bad_positions[i] for i in order]
+        return report
+
+    def _encode_missing(
+        self, folder, dataset, encoder, clips, wanted, sink, report, skip_bad, engine, workers
+    ) -> None:
+        """Encode the keys still in ``wanted`` on the engine, serving each finished shard."""
+        from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
+
+        from harken.store.engines import ShardTask, get_engine, recipe_of
+
         todo = list(wanted)  # insertion order: first request position of each key
         summary = (
             f"encode {dataset} with {encoder.name}: {report.cached} clips from "
@@ -526,10 +544,6 @@ class FeatureStore:
                     bar.update(len(done.keys) + len(done.bad))
         finally:
             bar.close()
-        order = np.argsort(report.bad_positions, kind="stable").tolist()
-        report.bad = [report.bad[i] for i in order]
-        report.bad_positions = [report.bad_positions[i] for i in order]
-        return report
 
     # --- steps of fill ---------------------------------------------------------------------
 
@@ -615,6 +629,54 @@ class FeatureStore:
             report.shards_reused += 1
         else:
             report.shards_written += 1
+
+
+#: File in a store folder that a job holds locked (``flock``) while it encodes into the folder.
+LOCK_NAME = ".encoding.lock"
+
+
+@contextlib.contextmanager
+def encoding_lock(folder: Path, what: str = "") -> Iterator[bool]:
+    """Hold the folder's encoding lock: one job at a time encodes into a store folder.
+
+    A second job (another ``harken`` command, another process of ``harken demo``) asking for
+    the same folder waits here — saying so once on stderr — and then finds the first job's
+    shards finished, so no clip is encoded twice when two jobs meet. The lock is an ``flock``
+    on :data:`LOCK_NAME`, released by the operating system when its holder exits, however it
+    exits. Where the file system cannot lock (some network file systems) jobs go on unlocked:
+    at worst two jobs encode the same clips (identical shards, never a corrupt one).
+
+    Yields:
+        True when this job had to wait for another one.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (never wrong, at worst double work)
+        yield False
+        return
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only store folder: the shards say what is done
+        yield False
+        return
+    try:
+        waited = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"encode {what}: another harken job is encoding into {folder}; waiting for it, "
+                "then using its shards",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            waited = True
+        except OSError as exc:  # ENOLCK: no locking here
+            log.debug("no encoding lock in %s: %s", folder, exc)
+        yield waited
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _write_shard(folder: Path, keys: list[str], embeddings: np.ndarray) -> Path:
