@@ -134,7 +134,10 @@ def run_variant(variant: str, encoder, clips: list) -> tuple[float, np.ndarray, 
 
     with tempfile.TemporaryDirectory(prefix="harken-scale-") as tmp, ray_running(variant) as up:
         store = FeatureStore(Path(tmp), progress=False)
-        with PeakRss() as rss, limit(threads):
+        # torch=True: torch is imported before the limit takes effect, so a torch encoder
+        # (aisfx) really runs at `threads` (a limit entered before torch is imported cannot
+        # set torch's pool)
+        with PeakRss() as rss, limit(threads, torch=True):
             start = time.perf_counter()
             store.fill("kitchen20", encoder, clips, sink, engine=engine, workers=workers)
             seconds = time.perf_counter() - start
@@ -148,8 +151,11 @@ def run_variant(variant: str, encoder, clips: list) -> tuple[float, np.ndarray, 
 
 def bench(name: str, clips: list, rounds: int) -> dict:
     from harken.encoders.base import get_encoder
+    from harken.encoders.threads import limit
 
     encoder = get_encoder(name)
+    with limit(1, torch=True):  # load the model (lazily loaded ones too) before any timing
+        encoder.embed([np.zeros(encoder.sample_rate, np.float32)])
     speed: dict[str, list[float]] = {v: [] for v in VARIANTS}
     ratios: dict[str, list[float]] = {}
     peaks: dict[str, dict] = {}

@@ -664,6 +664,9 @@ def encoding_lock(folder: Path, what: str = "") -> Iterator[bool]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if _bootstrapping():  # a worker re-running its parent's unguarded main module:
+                yield False  # waiting would hang it; going on lets the pool report why
+                return
             print(
                 f"encode {what}: another harken job is encoding into {folder}; waiting for it, "
                 "then using its shards",
@@ -677,6 +680,15 @@ def encoding_lock(folder: Path, what: str = "") -> Iterator[bool]:
         yield waited
     finally:
         os.close(fd)  # releases the lock
+
+
+def _bootstrapping() -> bool:
+    """Whether this is a spawned worker still importing its parent's main module (a script
+    without ``if __name__ == '__main__':`` that fills a store at import runs the fill again in
+    every worker, while the parent holds the folder's lock)."""
+    import multiprocessing
+
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 def _write_shard(folder: Path, keys: list[str], embeddings: np.ndarray) -> Path:
