@@ -493,9 +493,10 @@ class FeatureStore:
         folder = self._prepare(dataset, encoder)
         wanted = self._keys(clips, encoder.modality, report, skip_bad)
         self._serve_cached(folder, wanted, sink, report)
+        what = f"{dataset} with {encoder.name}"
         with contextlib.ExitStack() as held:
             # one job encodes into a folder at a time; another waits, then reuses its shards
-            if wanted and held.enter_context(encoding_lock(folder, f"{dataset} {encoder.name}")):
+            if wanted and held.enter_context(encoding_lock(folder, what)):
                 self._serve_cached(folder, wanted, sink, report)
             self._encode_missing(folder, dataset, encoder, clips, wanted, sink, report, skip_bad,
                                  engine, workers)  # fmt: skip
