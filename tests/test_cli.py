@@ -724,6 +724,11 @@ def test_demo_runs_twice_into_its_own_folders(small_csv, tmp_path, monkeypatch, 
     out = tmp_path / "demo"
     argv = ["demo", "--task", "zsl", "--out", str(out)]
     assert main([*argv, "--jobs", "2"]) == 0  # kfold and all-classes in two processes at once
+    # with more than one core the demo's features are encoded by the process pool
+    from harken.encoders.threads import cpu_count
+
+    engine = json.loads((out / "kfold" / "manifest.json").read_text())["config"]["engine"]
+    assert engine == ("process" if cpu_count() > 1 else "local")
     first = {
         n: json.loads((out / n / "results.json").read_text()) for n in ("kfold", "all-classes")
     }

@@ -344,7 +344,9 @@ def demo(
         raise ConfigError(f"--jobs must be a positive integer, not {jobs!r}")
     tasks = DEFAULT_DEMO_TASKS if task == "all" else (task,)
     names = [n for t in tasks for n in DEMO_TASKS[t]]
-    cores = _cores()
+    from harken.encoders.threads import cpu_count
+
+    cores = max(1, cpu_count())
     if cores > 1:
         overrides.setdefault("engine", "process")
     configs = demo_configs(data_dir, **overrides)
@@ -374,14 +376,6 @@ def _demo_one(config: ExperimentConfig, out: Path, mode: str, reports: bool) -> 
     if reports:
         report(out)
     return results
-
-
-def _cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def _clips(files: Sequence[str | Path]) -> list[Clip]:

@@ -47,10 +47,10 @@ MEASURED: dict[str, int] = {
 """The fastest intra-op thread count per offline encoder for one worker, measured on the 2-core
 development machine (``benchmarks/encoders.py`` and ``benchmarks/scale.py``, interleaved
 rounds; tables in ``benchmarks/README.md``). One thread beat two by 4.1× (yamnet), 4.1×
-(minilm) and 3.3× (efficientnet-lite0) under load, and by 1.6× for yamnet on a quiet machine
+(minilm) and 3.3× (efficientnet-lite0) under load, and by 1.63× for yamnet on a quiet machine
 (all 1,070 Kitchen20 clips): their per-operation work is small, so a second thread mostly
 spin-waits. aiSFX's convolutions are large enough to share: on the quiet machine two threads
-encoded the 1,070 clips 1.62× faster than one (3.98 vs 2.45 clips/s), while under load
+encoded the 1,070 clips 1.63× faster than one (3.98 vs 2.45 clips/s), while under load
 (average 9–11) one thread was 1.3× faster — a user's own machine is closer to the first case.
 It is an upper bound: with ``workers`` processes sharing the cores, each gets at most
 ``cores // workers`` (the process engine runs one thread per worker). Only 1 and 2 were

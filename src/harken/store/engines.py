@@ -326,12 +326,9 @@ def _init_worker(recipe: EncoderRecipe, threads: int, started=None) -> None:
         os.environ[var] = str(threads)  # for libraries loaded from here on
     stack = contextlib.ExitStack()
     _WORKER["limits"] = stack  # kept open until the process exits
-    try:
-        from harken.encoders import threads as thread_limits  # type: ignore[attr-defined]
-    except ImportError:
-        thread_limits = None
-    if thread_limits is not None and hasattr(thread_limits, "limit"):
-        stack.enter_context(thread_limits.limit(threads))
+    from harken.encoders.threads import limit
+
+    stack.enter_context(limit(threads))
     try:
         _WORKER["encoder"] = recipe.build()
     except Exception as exc:  # re-raised by the first task
@@ -397,12 +394,9 @@ class ProcessEngine(Engine):
 
     def default_workers(self) -> int:
         """This process's cores (its affinity mask), one single-threaded worker each."""
-        import os
+        from harken.encoders.threads import cpu_count
 
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # macOS, Windows
-            return max(1, os.cpu_count() or 1)
+        return max(1, cpu_count())
 
     def _pool(self, recipe: EncoderRecipe, workers: int):
         import multiprocessing

@@ -498,15 +498,36 @@ class FeatureStore:
             # one job encodes into a folder at a time; another waits, then reuses its shards
             if wanted and held.enter_context(encoding_lock(folder, what)):
                 self._serve_cached(folder, wanted, sink, report)
-            self._encode_missing(folder, dataset, encoder, clips, wanted, sink, report, skip_bad,
-                                 engine, workers)  # fmt: skip
+            self._encode_missing(
+                folder,
+                what,
+                encoder,
+                clips,
+                wanted,
+                sink,
+                report,
+                skip_bad=skip_bad,
+                engine=engine,
+                workers=workers,
+            )
         order = np.argsort(report.bad_positions, kind="stable").tolist()
         report.bad = [report.bad[i] for i in order]
         report.bad_positions = [report.bad_positions[i] for i in order]
         return report
 
     def _encode_missing(
-        self, folder, dataset, encoder, clips, wanted, sink, report, skip_bad, engine, workers
+        self,
+        folder: Path,
+        what: str,
+        encoder: Encoder,
+        clips: Sequence[Clip],
+        wanted: dict,
+        sink: Sink,
+        report: FillReport,
+        *,
+        skip_bad: bool,
+        engine,
+        workers,
     ) -> None:
         """Encode the keys still in ``wanted`` on the engine, serving each finished shard."""
         from tqdm.auto import tqdm  # here, not at the top: importing harken stays fast
@@ -515,7 +536,7 @@ class FeatureStore:
 
         todo = list(wanted)  # insertion order: first request position of each key
         summary = (
-            f"encode {dataset} with {encoder.name}: {report.cached} clips from "
+            f"encode {what}: {report.cached} clips from "
             f"{report.shards_reused} finished shards, encoding {len(todo)}"
         )
         log.info(summary)
@@ -523,7 +544,7 @@ class FeatureStore:
             tqdm.write(summary, file=sys.stderr)
         bar = tqdm(
             total=len(todo),
-            desc=f"encode {dataset} with {encoder.name}",
+            desc=f"encode {what}",
             unit="clip",
             disable=not self.progress or not todo,
         )

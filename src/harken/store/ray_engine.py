@@ -33,7 +33,6 @@ weights installed, and see the feature store at the same path (a shared file sys
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -46,6 +45,7 @@ from typing import Any
 
 from harken import errors
 from harken.data.manifest import Clip
+from harken.encoders.threads import limit
 from harken.errors import ConfigError
 from harken.store.engines import (
     ENGINES,
@@ -60,38 +60,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a cluster's head node to accept a connection.
 CONNECT_TIMEOUT_S = 30.0
-
-
-@contextlib.contextmanager
-def _thread_limit(n: int) -> Iterator[None]:
-    """At most ``n`` threads per numerical library (OpenBLAS, OpenMP, torch) inside this block.
-
-    Uses :func:`harken.encoders.threads.limit` when harken has it, else threadpoolctl and
-    ``torch.set_num_threads`` (restored on exit).
-    """
-    try:
-        from harken.encoders.threads import limit  # type: ignore[import-not-found]
-    except ImportError:
-        limit = None
-    if limit is not None:
-        with limit(n):
-            yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    torch = None
-    old = 0
-    with contextlib.suppress(ImportError):
-        import torch
-
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        if torch is not None:
-            torch.set_num_threads(old)
 
 
 # Rows carry JSON text, not pickles: what a worker sends back is data the driver parses, never
@@ -177,7 +145,7 @@ class _ShardEncoder:
         self.encoder = None
         self.failure = ""
         try:
-            with _thread_limit(threads):  # onnxruntime fixes its threads when a model loads
+            with limit(threads):  # onnxruntime fixes its threads when a model loads
                 self.encoder = recipe.build()
         except Exception as exc:  # reported with the first task (a constructor error would
             self.failure = _portable_error(exc, None)  # only say "actor died" in the driver)
@@ -189,7 +157,7 @@ class _ShardEncoder:
             result, error = "", self.failure
             if not error:
                 try:
-                    with _thread_limit(self.threads):
+                    with limit(self.threads):
                         result = _done_json(encode_shard(self.encoder, task))
                 except Exception as exc:
                     error = _portable_error(exc, task)
